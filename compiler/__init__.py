@@ -1,0 +1,1 @@
+"""The compiler: typed IR, semantic checks and emitters."""

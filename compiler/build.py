@@ -1,0 +1,58 @@
+"""The compile pipeline: source file -> checked IR -> artifacts on disk."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubeforge.compiler.artifacts import Artifact, BuildContext, write_artifacts
+from kubeforge.compiler.ir import Program
+from kubeforge.compiler.lower import load_program
+from kubeforge.dsl.diagnostics import Diagnostic, DiagnosticError, Span
+
+#: Emitters in the order they run; a later emitter may read what an earlier one put in
+#: ``ctx.shared`` (the PKI bundle) or ``ctx.artifacts`` (the plan lists every file).
+EMITTERS: tuple[str, ...] = (
+    "kubeforge.compiler.emit.manifests",
+)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    program: Program
+    root: Path
+    artifacts: tuple[Artifact, ...]
+    warnings: tuple[Diagnostic, ...]
+
+
+def default_state_dir(cluster_name: str, base: Path | None = None) -> Path:
+    return (base or Path.cwd()) / ".kubeforge" / cluster_name
+
+
+def run_emitters(program: Program, state_dir: Path, now: dt.datetime) -> BuildContext:
+    ctx = BuildContext(program=program, state_dir=state_dir, now=now,
+                       base_dir=Path(program.base_dir))
+    for name in EMITTERS:
+        module = importlib.import_module(name)
+        ctx.artifacts.extend(module.emit(ctx))
+    return ctx
+
+
+def compile_file(source: str | Path, out_dir: str | Path, *, state_dir: str | Path | None = None,
+                 now: dt.datetime | None = None, strict: bool = False) -> BuildResult:
+    program, sources = load_program(source, strict=strict)
+    if program.cluster is None:
+        raise DiagnosticError(
+            [Diagnostic("E115", "nothing to compile: the file declares no `cluster` block",
+                        Span(str(source), 1, 1, 1, 1),
+                        "add `cluster NAME { ... }` (or import a file that has one)")],
+            sources,
+        )
+    name = program.cluster.name
+    state = Path(state_dir) if state_dir else default_state_dir(name)
+    ctx = run_emitters(program, state, now or dt.datetime.now(dt.timezone.utc))
+    root = Path(out_dir) / name
+    write_artifacts(root, ctx.artifacts)
+    return BuildResult(program, root, tuple(ctx.artifacts), tuple(program.warnings))

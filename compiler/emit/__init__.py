@@ -1,0 +1,1 @@
+"""One emitter per artifact kind."""

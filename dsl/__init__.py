@@ -1,0 +1,1 @@
+"""The kubeforge language: grammar, parser, AST, diagnostics and formatter."""

@@ -1,0 +1,120 @@
+"""The `kubeforge` command line.
+
+Exit codes: 0 success, 1 invalid input or a failed operation, 2 usage error (bad flags,
+missing files), 3 an internal bug (reported with a request to file it).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from kubeforge import __version__
+from kubeforge.dsl.diagnostics import DiagnosticError
+from kubeforge.errors import KubeforgeError
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
+
+
+def report(err: KubeforgeError, as_json: bool = False) -> int:
+    if as_json and isinstance(err, DiagnosticError):
+        click.echo(json.dumps({"ok": False, "diagnostics": [d.as_dict() for d in err.diagnostics]},
+                              indent=2, sort_keys=True))
+    else:
+        click.echo(str(err), err=True)
+    return err.exit_code
+
+
+class Group(click.Group):
+    """Turns kubeforge's own errors into messages and exit codes, never tracebacks."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KubeforgeError as err:
+            as_json = bool(ctx.params.get("as_json")) or "--json" in sys.argv
+            ctx.exit(report(err, as_json))
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kubeforge")
+def main() -> None:
+    """Compile a kubeforge file into a kubeadm HA cluster and deploy it."""
+
+
+def _print_warnings(warnings, sources=None) -> None:
+    for warning in warnings:
+        click.echo(warning.render(sources), err=True)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--strict", is_flag=True, help="Treat warnings (RBAC lint, ...) as errors.")
+@click.option("--json", "as_json", is_flag=True, help="Print diagnostics as JSON.")
+def check(file: Path, strict: bool, as_json: bool) -> None:
+    """Parse and check FILE without writing anything."""
+    from kubeforge.compiler.lower import load_program
+
+    program, sources = load_program(file, strict=strict)
+    if as_json:
+        click.echo(json.dumps({"ok": True, "diagnostics": [w.as_dict() for w in program.warnings]},
+                              indent=2, sort_keys=True))
+    else:
+        _print_warnings(program.warnings, sources)
+        click.echo(f"{file}: ok", err=True)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("build"), show_default=True, help="Output directory.")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Key material directory (default .kubeforge/<cluster>/).")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def compile(file: Path, out_dir: Path, state_dir: Path | None, strict: bool, as_json: bool) -> None:
+    """Check FILE and write every artifact under OUT/<cluster>/."""
+    from kubeforge.compiler.build import compile_file
+
+    result = compile_file(file, out_dir, state_dir=state_dir, strict=strict)
+    if as_json:
+        click.echo(json.dumps({"ok": True, "root": str(result.root),
+                               "files": sorted(a.path for a in result.artifacts)},
+                              indent=2, sort_keys=True))
+    else:
+        _print_warnings(result.warnings)
+        click.echo(f"wrote {len(result.artifacts)} files to {result.root}", err=True)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--check", "check_only", is_flag=True,
+              help="Exit 1 if a file is not formatted; write nothing.")
+@click.option("-w", "--write", is_flag=True, help="Rewrite the files in place.")
+def fmt(files: tuple[Path, ...], check_only: bool, write: bool) -> None:
+    """Print FILES in canonical form (or rewrite them with -w)."""
+    from kubeforge.compiler.artifacts import write_atomic
+    from kubeforge.dsl.formatter import format_source
+    from kubeforge.dsl.parser import read_source
+
+    unformatted = []
+    for file in files:
+        text = read_source(file)
+        pretty = format_source(text, str(file))
+        if check_only:
+            if pretty != text:
+                unformatted.append(file)
+        elif write:
+            write_atomic(file, pretty.encode(), file.stat().st_mode & 0o777)
+        else:
+            click.echo(pretty, nl=False)
+    for file in unformatted:
+        click.echo(f"{file}: not formatted", err=True)
+    if unformatted:
+        sys.exit(EXIT_INVALID)
+
+
+# Subcommands that live in their own modules register here.

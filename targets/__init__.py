@@ -1,0 +1,1 @@
+"""Targets: how a compiled plan reaches hosts."""
