@@ -15,6 +15,8 @@ from kubeforge.dsl.diagnostics import Diagnostic, DiagnosticError, Span
 #: Emitters in the order they run; a later emitter may read what an earlier one put in
 #: ``ctx.shared`` (the PKI bundle) or ``ctx.artifacts`` (the plan lists every file).
 EMITTERS: tuple[str, ...] = (
+    "kubeforge.compiler.emit.pki",
+    "kubeforge.compiler.emit.kubeconfig",
     "kubeforge.compiler.emit.manifests",
 )
 

@@ -1,0 +1,113 @@
+"""Emitter: the kubeconfig files kubeadm writes (reference section 2).
+
+* ``kubeconfigs/admin.conf`` and ``kubeconfigs/super-admin.conf`` for the user (server = the
+  control-plane endpoint);
+* per control plane ``/etc/kubernetes/admin.conf``, ``controller-manager.conf`` and
+  ``scheduler.conf`` (the last two point at the node's own apiserver, as kubeadm does);
+* on the first control plane only, ``super-admin.conf`` and ``kubelet.conf``: both are
+  written by ``kubeadm init`` alone. Joining nodes must not have ``kubelet.conf`` (join
+  preflight error; they get it by TLS bootstrap), and ``super-admin.conf`` is a break-glass
+  ``system:masters`` credential that should exist on as few hosts as possible.
+
+Client certificates are stored in the state directory and reused like every leaf. The
+admin and super-admin certificates are shared by the user's copy and the node's copy, so the
+two files are identical.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+
+import yaml
+
+from kubeforge.compiler import pki
+from kubeforge.compiler.artifacts import Artifact, BuildContext, node_file
+from kubeforge.compiler.ir import Cluster, ClusterNode
+
+KUBERNETES_DIR = "/etc/kubernetes"
+
+
+def https_url(host: str, port: int) -> str:
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            host = f"[{host}]"
+    except ValueError:
+        pass  # a DNS name
+    return f"https://{host}:{port}"
+
+
+def endpoint_url(cluster: Cluster) -> str:
+    """``https://<controlPlaneEndpoint>`` (section 2, GetControlPlaneEndpoint)."""
+    return https_url(pki.endpoint_host(cluster), cluster.endpoint_port)
+
+
+def local_url(node: ClusterNode) -> str:
+    """The node's own apiserver: ``https://<advertiseAddress>:<bindPort>``."""
+    return https_url(str(node.address), pki.APISERVER_BIND_PORT)
+
+
+def kubelet_local_mode(cluster: Cluster) -> bool:
+    # ControlPlaneKubeletLocalMode: alpha 1.31-1.32 (opt-in), on by default from 1.33.
+    return cluster.minor >= 33 or dict(cluster.feature_gates).get(
+        "ControlPlaneKubeletLocalMode", False)
+
+
+def render_kubeconfig(cluster_name: str, server: str, ca_pem: bytes, user: str,
+                      cert_pem: bytes, key_pem: bytes) -> bytes:
+    """A kubeconfig with everything embedded, named like kubeadm names its entries."""
+    context = f"{user}@{cluster_name}"
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode("ascii")
+
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster_name, "cluster": {
+            "server": server, "certificate-authority-data": b64(ca_pem)}}],
+        "users": [{"name": user, "user": {
+            "client-certificate-data": b64(cert_pem), "client-key-data": b64(key_pem)}}],
+        "contexts": [{"name": context, "context": {"cluster": cluster_name, "user": user}}],
+        "current-context": context,
+        "preferences": {},
+    }
+    return yaml.safe_dump(doc, sort_keys=True, default_flow_style=False, width=1 << 20).encode()
+
+
+def emit(ctx: BuildContext) -> list[Artifact]:
+    cluster, bundle = ctx.cluster, ctx.shared["pki"]
+    ca = bundle.cas.ca
+
+    def kubeconfig(state_rel: str, spec: pki.LeafSpec, server: str) -> bytes:
+        leaf = pki.ensure_leaf(bundle.state, state_rel, spec, ca, cluster.pki.algorithm,
+                               cluster.pki.cert_validity_days, ctx.now)
+        return render_kubeconfig(cluster.name, server, ca.cert_pem, spec.common_name,
+                                 leaf.cert_pem, leaf.key_pem)
+
+    endpoint = endpoint_url(cluster)
+    admin = kubeconfig("kubeconfigs/admin", pki.kubeconfig_spec(cluster, "admin"), endpoint)
+    artifacts = [Artifact("kubeconfigs/admin.conf", admin, 0o600, secret=True)]
+    super_admin = None
+    if cluster.minor >= 29:  # super-admin.conf exists since kubeadm 1.29
+        super_admin = kubeconfig("kubeconfigs/super-admin",
+                                 pki.kubeconfig_spec(cluster, "super-admin"), endpoint)
+        artifacts.append(Artifact("kubeconfigs/super-admin.conf", super_admin, 0o600,
+                                  secret=True))
+
+    first = cluster.first_control_plane
+    for node in cluster.control_planes:
+        files = {"admin.conf": admin}
+        for kind in ("controller-manager", "scheduler"):
+            files[f"{kind}.conf"] = kubeconfig(f"kubeconfigs/nodes/{node.name}/{kind}",
+                                               pki.kubeconfig_spec(cluster, kind), local_url(node))
+        if node == first:
+            if super_admin is not None:
+                files["super-admin.conf"] = super_admin
+            kubelet_server = local_url(node) if kubelet_local_mode(cluster) else endpoint
+            files["kubelet.conf"] = kubeconfig(f"kubeconfigs/nodes/{node.name}/kubelet",
+                                               pki.kubeconfig_spec(cluster, "kubelet", node),
+                                               kubelet_server)
+        artifacts += [node_file(node.name, f"{KUBERNETES_DIR}/{name}", content, 0o600, secret=True)
+                      for name, content in sorted(files.items())]
+    return artifacts
