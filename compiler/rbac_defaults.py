@@ -1,0 +1,111 @@
+"""The RBAC objects every cluster has, and the API groups of the well-known resources.
+
+``data/rbac-bootstrap.yaml`` holds the bootstrap policy's user-facing ClusterRoles and
+ClusterRoleBindings as the API server creates them (``cluster-admin``, the aggregated
+``admin``/``edit``/``view`` and their ``system:aggregate-to-*`` sources, ``system:basic-user``,
+``system:discovery``, ``system:public-info-viewer`` and two rarely noticed extras). Rules marked
+``x-oracle-since`` exist only from that Kubernetes minor on (they sit behind a feature gate
+that is off by default before it).
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import Optional
+
+import yaml
+
+from kubeforge.compiler.ir import PolicyRule, Role
+from kubeforge.compiler.lower_rbac import RESOURCE_GROUPS
+from kubeforge.compiler.rbac import RbacBinding, RoleRef, SubjectRef
+from kubeforge.dsl.diagnostics import NO_SPAN
+
+#: The minor assumed when a file declares no cluster (the oldest kubeforge supports).
+DEFAULT_MINOR = 31
+
+#: Well-known resources that live outside namespaces; the API groups of the well-known
+#: resources come from the lowering's table, so `allow ... on X` and `can-i ... X` agree.
+CLUSTER_SCOPED = frozenset({
+    "namespaces", "nodes", "persistentvolumes", "componentstatuses", "ingressclasses",
+    "clusterroles", "clusterrolebindings", "storageclasses", "csidrivers", "csinodes",
+    "volumeattachments", "certificatesigningrequests", "customresourcedefinitions",
+    "priorityclasses", "runtimeclasses", "validatingwebhookconfigurations",
+    "mutatingwebhookconfigurations", "subjectaccessreviews", "selfsubjectaccessreviews",
+    "selfsubjectrulesreviews", "tokenreviews", "selfsubjectreviews",
+})
+
+
+def api_group_of(resource: str) -> Optional[str]:
+    """The API group of a well-known resource (`pods/log` -> ""), None when unknown."""
+    return RESOURCE_GROUPS.get(resource.split("/", 1)[0])
+
+
+def is_namespaced(resource: str) -> bool:
+    """Whether a resource lives in namespaces; unknown ones are assumed to (CRDs mostly do)."""
+    return resource.split("/", 1)[0] not in CLUSTER_SCOPED
+
+
+@functools.lru_cache(maxsize=None)
+def _documents() -> tuple[dict, ...]:
+    text = resources.files("kubeforge.compiler").joinpath("data/rbac-bootstrap.yaml").read_text()
+    return tuple(d for d in yaml.safe_load_all(text) if d)
+
+
+def _minor(version: Optional[str]) -> int:
+    if not version:
+        return DEFAULT_MINOR
+    parts = version.lstrip("v").split(".")
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else DEFAULT_MINOR
+
+
+def _rule(data: dict) -> PolicyRule:
+    return PolicyRule(
+        verbs=tuple(data.get("verbs") or ()),
+        resources=tuple(data.get("resources") or ()),
+        api_groups=tuple(data.get("apiGroups") or ()),
+        resource_names=tuple(data.get("resourceNames") or ()),
+        urls=tuple(data.get("nonResourceURLs") or ()),
+    )
+
+
+def _since_ok(rule: dict, minor: int) -> bool:
+    since = rule.get("x-oracle-since")
+    return since is None or minor >= _minor(str(since))
+
+
+@functools.lru_cache(maxsize=None)
+def builtin_cluster_roles(version: Optional[str] = None) -> tuple[Role, ...]:
+    """The default ClusterRoles as of Kubernetes ``version`` (aggregated ones unfilled)."""
+    minor = _minor(version)
+    out = []
+    for doc in _documents():
+        if doc["kind"] != "ClusterRole":
+            continue
+        selectors = (doc.get("aggregationRule") or {}).get("clusterRoleSelectors") or []
+        # Every bootstrap aggregated role has exactly one matchLabels selector.
+        match = tuple(sorted((selectors[0].get("matchLabels") or {}).items())) if selectors else ()
+        rules = tuple(_rule(r) for r in doc.get("rules") or () if _since_ok(r, minor))
+        labels = tuple(sorted((doc["metadata"].get("labels") or {}).items()))
+        out.append(Role(doc["metadata"]["name"], None, rules, NO_SPAN, labels,
+                        aggregate_from=match))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=None)
+def builtin_bindings() -> tuple[RbacBinding, ...]:
+    """The default ClusterRoleBindings (system:masters -> cluster-admin, ...)."""
+    out = []
+    for doc in _documents():
+        if doc["kind"] != "ClusterRoleBinding":
+            continue
+        subjects = tuple(SubjectRef(s["kind"], s["name"], s.get("namespace"))
+                         for s in doc.get("subjects") or ())
+        ref = doc["roleRef"]
+        out.append(RbacBinding(doc["metadata"]["name"], None, RoleRef(ref["kind"], ref["name"]),
+                               subjects, builtin=True))
+    return tuple(out)
+
+
+def builtin_role_names() -> frozenset[str]:
+    return frozenset(r.name for r in builtin_cluster_roles())
