@@ -17,6 +17,7 @@ from kubeforge.dsl.diagnostics import Diagnostic, DiagnosticError, Span
 EMITTERS: tuple[str, ...] = (
     "kubeforge.compiler.emit.pki",
     "kubeforge.compiler.emit.kubeconfig",
+    "kubeforge.compiler.emit.rbac",
     "kubeforge.compiler.emit.manifests",
 )
 
@@ -54,7 +55,11 @@ def compile_file(source: str | Path, out_dir: str | Path, *, state_dir: str | Pa
         )
     name = program.cluster.name
     state = Path(state_dir) if state_dir else default_state_dir(name)
-    ctx = run_emitters(program, state, now or dt.datetime.now(dt.timezone.utc))
+    try:
+        ctx = run_emitters(program, state, now or dt.datetime.now(dt.timezone.utc))
+    except DiagnosticError as err:
+        # Emitters (secret sources, ...) report without the source text; add it.
+        raise DiagnosticError(err.diagnostics, sources) from None
     root = Path(out_dir) / name
     write_artifacts(root, ctx.artifacts)
     return BuildResult(program, root, tuple(ctx.artifacts), tuple(program.warnings))

@@ -118,3 +118,7 @@ def fmt(files: tuple[Path, ...], check_only: bool, write: bool) -> None:
 
 
 # Subcommands that live in their own modules register here.
+from kubeforge.cli_certs import certs; main.add_command(certs)  # noqa: E402,E702
+from kubeforge.cli_rbac import kubeconfig, rbac  # noqa: E402
+main.add_command(rbac)
+main.add_command(kubeconfig)

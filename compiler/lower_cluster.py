@@ -1,0 +1,395 @@
+"""Lower the `cluster { ... }` block to :class:`~kubeforge.compiler.ir.Cluster` and check it."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from kubeforge.compiler import values as V
+from kubeforge.compiler.context import Lowerer
+from kubeforge.compiler.inventory import InventoryProblem, load_inventory
+from kubeforge.compiler.ir import (Cluster, ClusterNode, Install, LoadBalancer, NodeTaint,
+                                   PkiSettings)
+from kubeforge.dsl.ast import Node
+from kubeforge.dsl.diagnostics import Span
+
+SUPPORTED_MINORS = range(30, 36)  # Kubernetes 1.30 .. 1.35
+RUNTIMES = ("containerd", "cri-o")
+CNIS = ("calico", "flannel", "cilium", "none")
+ETCD_TOPOLOGIES = ("stacked", "external")
+LB_MODES = ("keepalived-haproxy", "kube-vip", "local-proxy", "external")
+PKI_ALGORITHMS = ("rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256")
+NODE_ROLES = ("control-plane", "worker", "etcd", "loadbalancer")
+INSTALL_METHODS = ("packages", "preinstalled", "bundle")
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+OSES = ("debian12", "ubuntu2204", "ubuntu2404")
+LB_DEPLOY = ("services", "static-pods")
+
+DEFAULT_PODS = ipaddress.ip_network("10.244.0.0/16")
+DEFAULT_SERVICES = ipaddress.ip_network("10.96.0.0/12")
+
+
+class ClusterLowerer(Lowerer):
+    def lower(self, stmt: Node) -> Cluster | None:
+        body = tuple(stmt.body or ())
+        self.unique_stmts(body, "a cluster block")
+        name_v = stmt.value(0)
+        name = self.name(name_v, "cluster")
+        by_kind: dict[str, Node] = {s.kind: s for s in body}
+
+        version = self._version(by_kind.get("kubernetes"), stmt.span)
+        pods, services, nodes_net, domain = self._network(by_kind.get("network"))
+        runtime = self._enum(by_kind.get("runtime"), RUNTIMES, "container runtime", "containerd")
+        cni_stmt = by_kind.get("cni")
+        cni = self._enum(cni_stmt, CNIS, "CNI plugin", "calico")
+        cni_version = str(cni_stmt.clause("cni_version").value().py) \
+            if cni_stmt is not None and cni_stmt.clause("cni_version") else None
+        etcd = self._enum(by_kind.get("etcd"), ETCD_TOPOLOGIES, "etcd topology", "stacked")
+        pki = self._pki(by_kind.get("pki"))
+        nodes = self._nodes(body, by_kind.get("nodes_from"), stmt.span)
+        lb = self._loadbalancer(by_kind.get("loadbalancer"), nodes)
+        endpoint_host, endpoint_port, endpoint_span = self._endpoint(by_kind.get("endpoint"), lb)
+        install = self._install(by_kind.get("install"))
+        ttl = 86400
+        if "token_ttl" in by_kind:
+            ttl = self.read(V.duration_seconds, by_kind["token_ttl"].value(), "E106") or ttl
+        gates = []
+        if "feature_gates" in by_kind:
+            for key, value in self.kv(by_kind["feature_gates"]):
+                gates.append((key, value == "true"))
+        os_name = self._enum(by_kind.get("os"), OSES, "operating system", "debian12")
+        if version is None:
+            return None
+        cluster = Cluster(
+            name=name, version=version, span=stmt.span, endpoint_host=endpoint_host,
+            endpoint_port=endpoint_port, pod_cidr=pods, service_cidr=services,
+            node_cidr=nodes_net, domain=domain, runtime=runtime, cni=cni, cni_version=cni_version,
+            etcd=etcd, loadbalancer=lb, pki=pki, nodes=nodes, install=install,
+            token_ttl_seconds=ttl, feature_gates=tuple(sorted(gates)), os=os_name,
+            endpoint_span=endpoint_span,
+            inventory_path=str(by_kind["nodes_from"].value().py) if "nodes_from" in by_kind else None,
+        )
+        self._check(cluster, by_kind)
+        return cluster
+
+    # -- pieces ---------------------------------------------------------------------------
+    def _enum(self, stmt: Node | None, choices, what: str, default: str) -> str:
+        if stmt is None:
+            return default
+        return self.choice(stmt.value(), choices, what) or default
+
+    def _version(self, stmt: Node | None, span: Span) -> str | None:
+        if stmt is None:
+            self.error("E115", "the cluster block needs a Kubernetes version", span,
+                       'add e.g. `kubernetes "1.31.2"`')
+            return None
+        value = stmt.value()
+        text = str(value.py).lstrip("v")
+        parts = text.split(".")
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            self.error("E113", f"`{value.py}` is not a Kubernetes version", value.span,
+                       'write major.minor.patch, e.g. "1.31.2"')
+            return None
+        if parts[0] != "1" or int(parts[1]) not in SUPPORTED_MINORS:
+            self.error("E113", f"Kubernetes {text} is not supported", value.span,
+                       "kubeforge supports 1.30 to 1.35")
+            return None
+        return text
+
+    def _network(self, stmt: Node | None):
+        pods, services, nodes_net, domain = DEFAULT_PODS, DEFAULT_SERVICES, None, "cluster.local"
+        if stmt is None:
+            return pods, services, nodes_net, domain
+        self.unique_stmts(stmt.body or (), "the network block")
+        for item in stmt.body or ():
+            if item.kind == "domain":
+                domain = str(item.value().py)
+                if not V.is_dns_subdomain(domain):
+                    self.error("E103", f"`{domain}` is not a DNS domain", item.value().span)
+                continue
+            net = self._cidr(item.value())
+            if net is None:
+                continue
+            if item.kind == "pods_cidr":
+                pods = net
+            elif item.kind == "services_cidr":
+                services = net
+            else:
+                nodes_net = net
+        return pods, services, nodes_net, domain
+
+    def _cidr(self, value) -> ipaddress.IPv4Network | None:
+        try:
+            return ipaddress.ip_network(value.text)
+        except ValueError:
+            try:
+                fixed = ipaddress.ip_network(value.text, strict=False)
+            except ValueError:
+                self.error("E110", f"`{value.text}` is not a valid CIDR", value.span)
+                return None
+            self.error("E110", f"`{value.text}` has host bits set", value.span,
+                       f"did you mean `{fixed}`?")
+            return None
+
+    def _pki(self, stmt: Node | None) -> PkiSettings:
+        if stmt is None:
+            return PkiSettings()
+        self.unique_stmts(stmt.body or (), "the pki block")
+        algorithm, ca_days, cert_days, sans = "rsa-2048", 3650, 365, []
+        for item in stmt.body or ():
+            if item.kind == "algorithm":
+                algorithm = self.choice(item.value(), PKI_ALGORITHMS, "key algorithm") or algorithm
+            elif item.kind == "ca_validity":
+                ca_days = self.read(V.duration_days, item.value(), "E106") or ca_days
+            elif item.kind == "cert_validity":
+                cert_days = self.read(V.duration_days, item.value(), "E106") or cert_days
+            elif item.kind == "san":
+                sans.extend(str(v.py) for v in item.values())
+        if cert_days > ca_days:
+            self.error("E106", "certificates would outlive their CA", stmt.span,
+                       "make cert_validity shorter than ca_validity")
+        return PkiSettings(algorithm, ca_days, cert_days, tuple(sans), stmt.span)
+
+    def _nodes(self, body, from_stmt: Node | None, span: Span) -> tuple[ClusterNode, ...]:
+        nodes: list[ClusterNode] = []
+        if from_stmt is not None:
+            value = from_stmt.value()
+            path = self.path(value)
+            try:
+                hosts = load_inventory(path)
+            except InventoryProblem as problem:
+                hint = problem.hint or ""
+                self.error("E118", f"{path}:{problem.line}: {problem}", value.span, hint or None)
+                hosts = []
+            for host in hosts:
+                hvars = dict(host.vars)
+                labels = hvars.get("kubeforge_labels") or {}
+                nodes.append(ClusterNode(
+                    name=host.name, address=ipaddress.ip_address(host.address), roles=host.roles,
+                    span=value.span, cpus=hvars.get("kubeforge_cpus"),
+                    memory_mib=None, labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+                    ssh_user=hvars.get("ansible_user")))
+        for stmt in body:
+            if stmt.kind == "node":
+                node = self._node(stmt)
+                if node is not None:
+                    nodes.append(node)
+        if not nodes:
+            self.error("E115", "the cluster has no nodes", span,
+                       'add `nodes from "inventory.yaml"` or `node NAME { address IP role ... }`')
+        return tuple(nodes)
+
+    def _node(self, stmt: Node) -> ClusterNode | None:
+        name = self.name(stmt.value(), "node", subdomain=True)
+        body = stmt.body or ()
+        self.unique_stmts(body, f"node `{name}`")
+        address, roles, cpus, memory, labels, taints, user = None, [], None, None, [], [], None
+        for item in body:
+            if item.kind == "address":
+                address = ipaddress.ip_address(item.value().text) if V_ip(item.value().text) else None
+                if address is None:
+                    self.error("E105", f"`{item.value().text}` is not an IP address", item.value().span)
+            elif item.kind == "node_role":
+                for v in item.values():
+                    role = self.choice(v, NODE_ROLES, "node role",
+                                       {"master": "control-plane", "controlplane": "control-plane"})
+                    if role and role not in roles:
+                        roles.append(role)
+            elif item.kind == "node_cpus":
+                cpus = int(item.value().text)
+            elif item.kind == "node_memory":
+                memory = self.read(V.memory_mib, item.value())
+            elif item.kind == "labels":
+                labels.extend(self.kv(item, labels=True))
+            elif item.kind == "taint":
+                taints.append(self._taint(item))
+            elif item.kind == "node_user":
+                user = str(item.value().py)
+        if address is None:
+            if not any(i.kind == "address" for i in body):
+                self.error("E115", f"node `{name}` needs an address", stmt.span,
+                           "add `address 192.0.2.10`")
+            return None
+        if not roles:
+            roles = ["worker"]
+        return ClusterNode(name, address, tuple(roles), stmt.span, cpus, memory, tuple(labels),
+                           tuple(t for t in taints if t), user)
+
+    def _taint(self, stmt: Node) -> NodeTaint | None:
+        key = str(stmt.values()[0].py)
+        value_clause = stmt.clause("toleration_value")
+        effect_clause = stmt.clause("toleration_effect")
+        effect = self.choice(effect_clause.value(), TAINT_EFFECTS, "taint effect") if effect_clause else None
+        if effect is None:
+            return None
+        return NodeTaint(key, str(value_clause.value().py) if value_clause else None, effect)
+
+    def _loadbalancer(self, stmt: Node | None, nodes) -> LoadBalancer:
+        if stmt is None:
+            return LoadBalancer("external", port=6443)
+        mode = self.choice(stmt.value(), LB_MODES, "load balancer",
+                           {"haproxy-keepalived": "keepalived-haproxy", "kubevip": "kube-vip",
+                            "none": "external"}) or "external"
+        body = stmt.body or ()
+        self.unique_stmts(body, "the loadbalancer block")
+        vip = interface = image = None
+        port = router_id = None
+        deploy_as = "services"
+        for item in body:
+            if item.kind == "vip":
+                vip = ipaddress.ip_address(item.value().text) if V_ip(item.value().text) else None
+                if vip is None:
+                    self.error("E105", f"`{item.value().text}` is not an IP address", item.value().span)
+            elif item.kind == "interface":
+                interface = str(item.value().py)
+            elif item.kind == "lb_port":
+                port = self.read(V.port_number, item.value(), "E107")
+            elif item.kind == "router_id":
+                router_id = int(item.value().text)
+                if not 1 <= router_id <= 255:
+                    self.error("E105", "router_id must be 1 to 255", item.value().span)
+            elif item.kind == "lb_mode":
+                deploy_as = self.choice(item.value(), LB_DEPLOY, "load balancer deployment") or deploy_as
+            elif item.kind == "lb_image":
+                image = str(item.value().py)
+        if mode in ("keepalived-haproxy", "kube-vip") and vip is None:
+            self.error("E115", f"load balancer `{mode}` needs a `vip`", stmt.span,
+                       "add `{ vip 192.0.2.100 interface \"eth0\" }`")
+        if mode in ("keepalived-haproxy", "kube-vip") and interface is None:
+            self.error("E115", f"load balancer `{mode}` needs an `interface`", stmt.span,
+                       "the network interface that carries the VIP, e.g. `interface \"eth0\"`")
+        if port is None:
+            dedicated = any(n.is_loadbalancer for n in nodes)
+            # haproxy co-located with an apiserver cannot take 6443 on the same address.
+            port = 8443 if mode == "keepalived-haproxy" and not dedicated else 6443
+        return LoadBalancer(mode, vip, interface, port, router_id or 51, deploy_as, image, stmt.span)
+
+    def _endpoint(self, stmt: Node | None, lb: LoadBalancer) -> tuple[str | None, int, Span]:
+        if stmt is None:
+            if lb.vip is not None:
+                return str(lb.vip), lb.port, lb.span
+            if lb.mode == "local-proxy":
+                return "127.0.0.1", lb.port, lb.span
+            return None, 6443, lb.span
+        value = stmt.value()
+        text = str(value.py)
+        host, sep, port_text = text.rpartition(":")
+        if not sep or "]" in port_text:
+            host, port_text = text, ""
+        port = lb.port if lb.mode != "external" else 6443
+        if port_text:
+            if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+                self.error("E107", f"`{port_text}` is not a port", value.span)
+            else:
+                port = int(port_text)
+        host = host.strip("[]")
+        if not (V_ip(host) or V.is_dns_subdomain(host)):
+            self.error("E105", f"endpoint host `{host}` is neither an IP address nor a DNS name",
+                       value.span)
+        return host, port, value.span
+
+    def _install(self, stmt: Node | None) -> Install:
+        if stmt is None:
+            return Install()
+        method = self.choice(stmt.value(), INSTALL_METHODS, "install method") or "packages"
+        path_clause = stmt.clause("install_path")
+        path = str(path_clause.value().py) if path_clause else None
+        if method == "bundle" and path is None:
+            self.error("E115", "`install bundle` needs a path", stmt.span,
+                       'add `path "bundles/k8s-1.31"`: a directory with the .deb files')
+        return Install(method, path)
+
+    # -- cluster-wide checks -----------------------------------------------------------------
+    def _check(self, c: Cluster, by_kind: dict[str, Node]) -> None:
+        net_stmt = by_kind.get("network")
+        net_span = net_stmt.span if net_stmt else c.span
+        nets = [("pod", c.pod_cidr), ("service", c.service_cidr)]
+        if c.node_cidr is not None:
+            nets.append(("node", c.node_cidr))
+        for i, (a_name, a) in enumerate(nets):
+            for b_name, b in nets[i + 1:]:
+                if a.overlaps(b):
+                    self.error("E110", f"the {a_name} network {a} overlaps the {b_name} network {b}",
+                               net_span, "give each network its own range")
+        if c.service_cidr.num_addresses < 16:
+            self.error("E110", f"service network {c.service_cidr} is too small", net_span)
+
+        names: dict[str, ClusterNode] = {}
+        addresses: dict[str, ClusterNode] = {}
+        for node in c.nodes:
+            if node.name in names:
+                self.error("E120", f"node `{node.name}` is declared twice", node.span,
+                           f"first declared at line {names[node.name].span.line}")
+            names.setdefault(node.name, node)
+            key = str(node.address)
+            if key in addresses and addresses[key].name != node.name:
+                self.error("E120", f"nodes `{addresses[key].name}` and `{node.name}` share "
+                           f"the address {key}", node.span)
+            addresses.setdefault(key, node)
+            for net_name, net in (("pod", c.pod_cidr), ("service", c.service_cidr)):
+                if node.address in net:
+                    self.error("E110", f"node `{node.name}` address {key} is inside the {net_name} "
+                               f"network {net}", node.span)
+
+        cps = c.control_planes
+        if c.nodes and not cps:
+            self.error("E115", "the cluster has no control-plane node", c.span,
+                       "give at least one node `role control-plane`")
+        endpoint_needed = len(cps) > 1
+        if endpoint_needed and c.endpoint_host is None:
+            self.error("E111", f"a cluster with {len(cps)} control-plane nodes needs an endpoint",
+                       c.span, 'add `endpoint "api.example.internal:6443"` or a load balancer VIP')
+        members = c.etcd_nodes
+        if c.etcd == "external" and not members:
+            self.error("E112", "`etcd external` needs nodes with role etcd", c.span,
+                       "put hosts in the inventory group `etcd` or add `role etcd` to nodes")
+        elif members and len(members) % 2 == 0:
+            self.error("E112", f"etcd would have {len(members)} members; quorum needs an odd number",
+                       by_kind.get("etcd", by_kind.get("kubernetes")).span if by_kind.get("etcd") else c.span,
+                       f"use {len(members) - 1} or {len(members) + 1} "
+                       f"{'control-plane' if c.etcd == 'stacked' else 'etcd'} nodes")
+
+        subnet = c.node_cidr
+        first = cps[0] if cps else (c.nodes[0] if c.nodes else None)
+        if subnet is None and first is not None:
+            subnet = ipaddress.ip_network(f"{first.address}/24", strict=False)
+        lb = c.loadbalancer
+        if subnet is not None:
+            assumed = "" if c.node_cidr else " (assumed /24; declare `network { nodes CIDR }`)"
+            for node in c.nodes:
+                if node.address not in subnet:
+                    self.error("E120", f"node `{node.name}` address {node.address} is outside the "
+                               f"nodes' subnet {subnet}{assumed}", node.span)
+            if lb.vip is not None:
+                if lb.vip not in subnet:
+                    self.error("E120", f"VIP {lb.vip} is outside the nodes' subnet {subnet}{assumed}",
+                               lb.span, "a VRRP or ARP VIP must be on the nodes' own network")
+                if str(lb.vip) in addresses:
+                    self.error("E120", f"VIP {lb.vip} is also the address of node "
+                               f"`{addresses[str(lb.vip)].name}`", lb.span)
+        if lb.vip is not None and c.endpoint_host is not None and V_ip(c.endpoint_host) \
+                and c.endpoint_host != str(lb.vip):
+            self.error("E121", f"endpoint {c.endpoint_host} is not the load balancer VIP {lb.vip}",
+                       c.endpoint_span, f"use `endpoint \"{lb.vip}:{lb.port}\"` or a DNS name "
+                       "that resolves to the VIP")
+        if lb.mode in ("keepalived-haproxy", "local-proxy") and c.endpoint_port != lb.port:
+            self.error("E121", f"endpoint port {c.endpoint_port} is not the load balancer port "
+                       f"{lb.port}", c.endpoint_span,
+                       f"haproxy listens on {lb.port}; use that port in the endpoint or set "
+                       f"`port {c.endpoint_port}` in the loadbalancer block")
+        if lb.mode == "keepalived-haproxy" and lb.port == 6443 and not c.loadbalancer_nodes:
+            self.error("E121", "haproxy cannot listen on 6443 on control-plane nodes "
+                       "(the API server does)", lb.span, "use `port 8443` or dedicated loadbalancer nodes")
+        if len(cps) > 1 and lb.mode == "external" and c.endpoint_host is not None \
+                and V_ip(c.endpoint_host) and c.endpoint_host in addresses:
+            self.warn("W101", f"the endpoint is the address of node "
+                      f"`{addresses[c.endpoint_host].name}`: losing it loses the API",
+                      c.endpoint_span, "use a VIP or a load-balanced DNS name")
+
+
+def V_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,152 @@
+"""Lower roles, cluster roles, users, groups and service accounts."""
+
+from __future__ import annotations
+
+from kubeforge.compiler.context import Lowerer
+from kubeforge.compiler.ir import Binding, PolicyRule, Role, Subject
+from kubeforge.dsl.ast import Node
+from kubeforge.dsl.diagnostics import did_you_mean
+
+#: API group of the resources people name most; others need `group "..."`.
+RESOURCE_GROUPS = {
+    **{r: "" for r in (
+        "pods", "services", "endpoints", "configmaps", "secrets", "serviceaccounts",
+        "persistentvolumeclaims", "persistentvolumes", "namespaces", "nodes", "events",
+        "replicationcontrollers", "resourcequotas", "limitranges", "podtemplates", "bindings",
+        "componentstatuses")},
+    **{r: "apps" for r in ("deployments", "statefulsets", "daemonsets", "replicasets",
+                           "controllerrevisions")},
+    **{r: "batch" for r in ("jobs", "cronjobs")},
+    "horizontalpodautoscalers": "autoscaling",
+    **{r: "networking.k8s.io" for r in ("ingresses", "networkpolicies", "ingressclasses")},
+    "poddisruptionbudgets": "policy",
+    **{r: "rbac.authorization.k8s.io" for r in ("roles", "rolebindings", "clusterroles",
+                                                "clusterrolebindings")},
+    **{r: "storage.k8s.io" for r in ("storageclasses", "volumeattachments", "csidrivers",
+                                     "csinodes")},
+    "leases": "coordination.k8s.io",
+    "endpointslices": "discovery.k8s.io",
+    "certificatesigningrequests": "certificates.k8s.io",
+    "customresourcedefinitions": "apiextensions.k8s.io",
+    "priorityclasses": "scheduling.k8s.io",
+    "tokenreviews": "authentication.k8s.io",
+    **{r: "authorization.k8s.io" for r in ("subjectaccessreviews", "selfsubjectaccessreviews",
+                                           "localsubjectaccessreviews", "selfsubjectrulesreviews")},
+}
+VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection",
+         "escalate", "bind", "impersonate", "use", "approve", "sign", "proxy", "*")
+#: ClusterRoles every cluster has (user-facing ones and the commonly bound system ones).
+BUILTIN_CLUSTER_ROLES = ("cluster-admin", "admin", "edit", "view")
+
+
+class RbacLowerer(Lowerer):
+    def role(self, stmt: Node, namespace: str | None) -> Role:
+        name = self.name(stmt.value(), "role", subdomain=True)
+        rules: list[PolicyRule] = []
+        labels: list[tuple[str, str]] = []
+        aggregate_to: list[str] = []
+        aggregate_from: tuple = ()
+        cluster = stmt.kind == "clusterrole"
+        for item in stmt.body or ():
+            if item.kind == "rule":
+                rules.extend(self.rule(item))
+            elif item.kind == "url_rule":
+                if not cluster:
+                    self.error("E116", "non-resource URLs can only be granted by a clusterrole",
+                               item.span, "declare `clusterrole NAME { ... }`")
+                verbs = self.verbs(item)
+                urls = tuple(str(v.py) for v in item.values() if v.kind == "STRING")
+                for url in urls:
+                    if not url.startswith("/") and url != "*":
+                        self.error("E105", f"non-resource URL `{url}` must start with /", item.span)
+                rules.append(PolicyRule(verbs, urls=urls, span=item.span))
+            elif item.kind == "labels":
+                labels.extend(self.kv(item, labels=True))
+            elif item.kind == "aggregate_to":
+                if not cluster:
+                    self.error("E116", "only a clusterrole can aggregate", item.span)
+                aggregate_to.extend(str(v.py) for v in item.values())
+            elif item.kind == "aggregate_from":
+                if not cluster:
+                    self.error("E116", "only a clusterrole can aggregate", item.span)
+                aggregate_from = self.kv(item, labels=True)
+        return Role(name, None if cluster else namespace, tuple(rules), stmt.span, tuple(labels),
+                    tuple(aggregate_to), aggregate_from)
+
+    def verbs(self, item: Node) -> tuple[str, ...]:
+        clause = item.clause("rule_verbs")
+        assert clause is not None
+        return tuple(dict.fromkeys(self.choice(v, VERBS, "verb") or v.text for v in clause.values()))
+
+    def rule(self, item: Node) -> list[PolicyRule]:
+        verbs_t = self.verbs(item)
+        resources = item.clause("rule_resources").values()
+        group_clause = item.clause("rule_group")
+        names_clause = item.clause("rule_names")
+        names = tuple(str(v.py) for v in names_clause.values()) if names_clause else ()
+        if group_clause is not None:
+            groups = tuple(str(v.py) for v in group_clause.values())
+            return [PolicyRule(verbs_t, tuple(r.text for r in resources), groups, names, item.span)]
+        by_group: dict[str, list[str]] = {}
+        for res in resources:
+            text = res.text
+            base = text.split("/")[0]
+            if base == "*":
+                by_group.setdefault("*", []).append(text)
+                continue
+            if base not in RESOURCE_GROUPS:
+                hint = did_you_mean(base, RESOURCE_GROUPS) or \
+                    'for other resources name their API group: `group "example.com"`'
+                self.error("E104", f"unknown resource `{base}`", res.span, hint)
+                continue
+            by_group.setdefault(RESOURCE_GROUPS[base], []).append(text)
+        return [PolicyRule(verbs_t, tuple(res), (group,), names, item.span)
+                for group, res in sorted(by_group.items())]
+
+    def subject(self, stmt: Node, namespace: str | None) -> Subject | None:
+        kind = {"user": "User", "group": "Group", "serviceaccount": "ServiceAccount"}[stmt.kind]
+        name_v = stmt.value()
+        name = str(name_v.py)
+        if kind == "ServiceAccount":
+            name = self.name(name_v, "service account", subdomain=True)
+            scope = stmt.clause("role_scope")
+            if scope is not None:
+                namespace = str(scope.value().py)
+            if namespace is None:
+                self.error("E115", f"service account `{name}` needs a namespace", stmt.span,
+                           f"write `serviceaccount {name} in NAMESPACE` or declare it inside a "
+                           "namespace block")
+                return None
+        groups: list[str] = []
+        bindings: list[Binding] = []
+        validity = None
+        automount = None
+        body = stmt.body or ()
+        self.unique_stmts(body, f"{stmt.kind} `{name}`")
+        for item in body:
+            if item.kind == "member_of":
+                if kind != "User":
+                    self.error("E116", "only users are members of groups", item.span)
+                groups.extend(str(v.py) for v in item.values())
+            elif item.kind == "bind":
+                scope = item.clause("role_scope")
+                ns = str(scope.value().py) if scope else None
+                if kind == "ServiceAccount" and ns is None:
+                    ns = namespace
+                bindings.append(Binding(str(item.value().py), ns, item.span))
+            elif item.kind == "cert_validity":
+                if kind != "User":
+                    self.error("E116", "only users get client certificates", item.span)
+                from kubeforge.compiler.values import duration_days
+
+                validity = self.read(duration_days, item.value(), "E106")
+            elif item.kind == "automount_token":
+                if kind != "ServiceAccount":
+                    self.error("E116", "only service accounts have tokens to mount", item.span)
+                automount = item.value().py
+        if kind == "User" and name.startswith("system:"):
+            self.error("E105", f"user `{name}` uses the reserved `system:` prefix", name_v.span)
+        return Subject(kind, name, stmt.span, namespace if kind == "ServiceAccount" else None,
+                       tuple(dict.fromkeys(groups)), tuple(bindings), validity, automount)
+
+
