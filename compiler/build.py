@@ -18,6 +18,10 @@ EMITTERS: tuple[str, ...] = (
     "kubeforge.compiler.emit.pki",
     "kubeforge.compiler.emit.kubeconfig",
     "kubeforge.compiler.emit.rbac",
+    "kubeforge.compiler.emit.hostprep",
+    "kubeforge.compiler.emit.loadbalancer",
+    "kubeforge.compiler.emit.etcd",
+    "kubeforge.compiler.emit.kubeadm",
     "kubeforge.compiler.emit.manifests",
 )
 

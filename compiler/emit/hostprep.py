@@ -1,0 +1,114 @@
+"""Emitter: operating-system preparation files for every node that runs a kubelet.
+
+Reference section 4.2: kernel modules, sysctls, the container runtime's configuration
+(systemd cgroup driver, the pause image kubeadm expects), ``/etc/crictl.yaml`` and the
+package source for kubeadm/kubelet/kubectl. Turning swap off is a command, not a file; the
+plan runs it. How the Kubernetes packages get installed is published as
+``ctx.shared["install"]`` (:class:`InstallPlan`) for the plan, since downloading the
+repository key or copying a bundle are actions on the host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from kubeforge.compiler.artifacts import Artifact, BuildContext, node_file
+from kubeforge.compiler.ir import Cluster
+from kubeforge.compiler.emit.kubeadm import cri_socket, kubernetes_nodes
+from kubeforge.compiler.emit.render import dump_yaml, render_template
+
+MODULES = ("overlay", "br_netfilter")
+SYSCTLS = (
+    ("net.bridge.bridge-nf-call-ip6tables", "1"),
+    ("net.bridge.bridge-nf-call-iptables", "1"),
+    ("net.ipv4.ip_forward", "1"),
+)
+
+#: kubeadm's ``constants.PauseVersion`` per minor; the runtime's sandbox image must match it
+#: or kubeadm warns and the kubelet pulls a second pause image.
+PAUSE_VERSIONS = {30: "3.9", 31: "3.10", 32: "3.10", 33: "3.10", 34: "3.10.1", 35: "3.10.1"}
+
+KUBERNETES_PACKAGES = ("kubeadm", "kubelet", "kubectl")
+RUNTIME_PACKAGES = {"containerd": ("containerd",), "cri-o": ("cri-o",)}
+KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
+APT_SOURCE = "/etc/apt/sources.list.d/kubernetes.list"
+APT_PIN = "/etc/apt/preferences.d/kubernetes"
+#: Where the plan copies a local package bundle (``install bundle path "..."``) on each node.
+BUNDLE_DIR = "/var/cache/kubeforge/bundle"
+
+
+@dataclass(frozen=True)
+class InstallPlan:
+    """How kubeadm, kubelet and kubectl reach the nodes."""
+
+    method: str  # packages | preinstalled | bundle
+    version: str  # "1.31.2": the exact version to install or expect
+    packages: tuple[str, ...]  # what `apt-get install` installs (runtime included)
+    repository: Optional[str] = None  # packages: the pkgs.k8s.io repository of the minor
+    keyring: Optional[str] = None  # packages: where the repository's key goes (dearmored)
+    keyring_url: Optional[str] = None  # packages: the armored key to fetch into `keyring`
+    bundle_source: Optional[str] = None  # bundle: the local directory with the .deb files
+    bundle_dir: Optional[str] = None  # bundle: where it is copied on each node
+
+
+def pause_image(cluster: Cluster) -> str:
+    return f"registry.k8s.io/pause:{PAUSE_VERSIONS[cluster.minor]}"
+
+
+def repository_url(cluster: Cluster) -> str:
+    return f"https://pkgs.k8s.io/core:/stable:/v1.{cluster.minor}/deb/"
+
+
+def install_plan(cluster: Cluster) -> InstallPlan:
+    method = cluster.install.method
+    runtime = RUNTIME_PACKAGES[cluster.runtime]
+    if method == "packages":
+        repo = repository_url(cluster)
+        return InstallPlan(method, cluster.version, runtime + KUBERNETES_PACKAGES, repo,
+                           KEYRING, repo + "Release.key")
+    if method == "bundle":
+        return InstallPlan(method, cluster.version, runtime + KUBERNETES_PACKAGES,
+                           bundle_source=cluster.install.path, bundle_dir=BUNDLE_DIR)
+    return InstallPlan(method, cluster.version, ())
+
+
+def runtime_files(cluster: Cluster) -> list[tuple[str, str]]:
+    common = dict(cluster=cluster.name, version=cluster.version, pause_image=pause_image(cluster))
+    if cluster.runtime == "containerd":
+        return [("/etc/containerd/config.toml",
+                 render_template("containerd-config.toml.j2", **common))]
+    # A drop-in, not crio.conf: CRI-O merges crio.conf.d over its packaged defaults.
+    return [("/etc/crio/crio.conf.d/10-kubeforge.conf",
+             render_template("crio-kubeforge.conf.j2", **common))]
+
+
+def node_files(cluster: Cluster) -> list[tuple[str, str]]:
+    """(host path, content) that every kubelet node gets; identical on all of them."""
+    socket = cri_socket(cluster)
+    files = [
+        ("/etc/modules-load.d/k8s.conf",
+         render_template("modules-load-k8s.conf.j2", cluster=cluster.name, modules=MODULES)),
+        ("/etc/sysctl.d/99-kubernetes.conf",
+         render_template("sysctl-k8s.conf.j2", cluster=cluster.name, settings=SYSCTLS)),
+        *runtime_files(cluster),
+        ("/etc/crictl.yaml", dump_yaml({"runtime-endpoint": socket, "image-endpoint": socket,
+                                        "timeout": 10})),
+    ]
+    if cluster.install.method == "packages":
+        files += [
+            (APT_SOURCE, render_template("kubernetes.list.j2", cluster=cluster.name,
+                                         minor=f"1.{cluster.minor}", keyring=KEYRING,
+                                         repository=repository_url(cluster))),
+            (APT_PIN, render_template("kubernetes-apt-pin.j2", cluster=cluster.name,
+                                      packages=KUBERNETES_PACKAGES, version=cluster.version)),
+        ]
+    return files
+
+
+def emit(ctx: BuildContext) -> list[Artifact]:
+    cluster = ctx.cluster
+    ctx.shared["install"] = install_plan(cluster)
+    files = node_files(cluster)
+    return [node_file(node.name, path, content)
+            for node in kubernetes_nodes(cluster) for path, content in files]

@@ -1,0 +1,275 @@
+"""Emitter: kubeadm configuration files, complete before any host is touched.
+
+* First control plane: ``/etc/kubernetes/kubeadm/init.yaml`` = InitConfiguration +
+  ClusterConfiguration + KubeletConfiguration + KubeProxyConfiguration.
+* Every other control plane and every worker: ``/etc/kubernetes/kubeadm/join.yaml`` (only
+  ``JoinConfiguration`` is read by ``kubeadm join``; the rest comes from the cluster).
+
+API version: ``kubeadm.k8s.io/v1beta4`` from Kubernetes 1.31, ``v1beta3`` for 1.30 (reference
+3.7: extraArgs become ``{name, value}`` lists, validity periods and ``encryptionAlgorithm``
+appear). Control-plane joins carry no ``certificateKey``: the PKI emitter pre-distributes the
+shared CA and service-account material, so no ``--upload-certs`` secret (and its 2-hour
+window) is involved. The files hold the bootstrap token, so they are secret (0600).
+
+Labels the kubelet may not set on its own Node (``node-role.kubernetes.io/*`` and the rest of
+the ``kubernetes.io``/``k8s.io`` namespaces outside kubelet's allow-list) would make the
+kubelet refuse to start if passed as ``--node-labels``; they are published in
+``ctx.shared["node_labels_after_join"]`` (node -> ((key, value), ...)) for a step that labels
+the Node through the API after it joined.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from kubeforge.compiler.artifacts import Artifact, BuildContext, node_file
+from kubeforge.compiler.ir import Cluster, ClusterNode
+from kubeforge.compiler.state import StateDir
+from kubeforge.compiler.emit.render import dump_yaml_documents, go_duration
+
+KUBEADM_DIR = "/etc/kubernetes/kubeadm"
+INIT_PATH = f"{KUBEADM_DIR}/init.yaml"
+JOIN_PATH = f"{KUBEADM_DIR}/join.yaml"
+
+PKI_DIR = "/etc/kubernetes/pki"
+API_SERVER_PORT = 6443  # localAPIEndpoint.bindPort on every control plane
+IMAGE_REPOSITORY = "registry.k8s.io"
+CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+BOOTSTRAP_GROUP = "system:bootstrappers:kubeadm:default-node-token"
+
+CRI_SOCKETS = {
+    "containerd": "unix:///run/containerd/containerd.sock",
+    "cri-o": "unix:///run/crio/crio.sock",
+}
+
+#: PkiSettings.algorithm -> ClusterConfiguration.encryptionAlgorithm (v1beta4 only).
+ENCRYPTION_ALGORITHMS = {
+    "rsa-2048": "RSA-2048", "rsa-3072": "RSA-3072", "rsa-4096": "RSA-4096",
+    "ecdsa-p256": "ECDSA-P256", "ecdsa-p384": "ECDSA-P384",
+}
+
+#: Labels inside kubernetes.io / k8s.io that the kubelet may still set itself
+#: (k8s.io/kubelet/pkg/apis: kubeletLabels + kubeletLabelNamespaces).
+_KUBELET_LABELS = frozenset({
+    "kubernetes.io/hostname", "kubernetes.io/instance-type", "kubernetes.io/os",
+    "kubernetes.io/arch", "beta.kubernetes.io/instance-type", "beta.kubernetes.io/os",
+    "beta.kubernetes.io/arch", "failure-domain.beta.kubernetes.io/zone",
+    "failure-domain.beta.kubernetes.io/region", "topology.kubernetes.io/zone",
+    "topology.kubernetes.io/region", "node.kubernetes.io/instance-type",
+})
+_KUBELET_LABEL_NAMESPACES = ("kubelet.kubernetes.io", "node.kubernetes.io")
+
+
+def kubeadm_api_version(cluster: Cluster) -> str:
+    return "kubeadm.k8s.io/v1beta4" if cluster.minor >= 31 else "kubeadm.k8s.io/v1beta3"
+
+
+def is_v1beta4(cluster: Cluster) -> bool:
+    return cluster.minor >= 31
+
+
+def cri_socket(cluster: Cluster) -> str:
+    return CRI_SOCKETS[cluster.runtime]
+
+
+def kubelet_may_set_label(key: str) -> bool:
+    namespace = key.rpartition("/")[0]
+    restricted = any(namespace == ns or namespace.endswith("." + ns)
+                     for ns in ("kubernetes.io", "k8s.io"))
+    if not restricted or key in _KUBELET_LABELS:
+        return True
+    return any(namespace == ns or namespace.endswith("." + ns) for ns in _KUBELET_LABEL_NAMESPACES)
+
+
+def extra_args(cluster: Cluster, pairs: Iterable[tuple[str, str]]) -> Any:
+    """Flags in the shape the API version wants: v1beta4 ``[{name, value}]``, v1beta3 a map."""
+    pairs = list(pairs)
+    if is_v1beta4(cluster):
+        return [{"name": k, "value": v} for k, v in pairs]
+    return dict(pairs)
+
+
+def _feature_gate_flag(cluster: Cluster) -> list[tuple[str, str]]:
+    if not cluster.feature_gates:
+        return []
+    return [("feature-gates", ",".join(f"{k}={str(v).lower()}" for k, v in cluster.feature_gates))]
+
+
+# ---------------------------------------------------------------------------- documents
+
+
+def node_taints(node: ClusterNode) -> list[dict[str, str]]:
+    """Always explicit: declared taints, else the control-plane taint unless the control plane
+    also works as a worker (kubeadm reads an empty list as "no taint")."""
+    if node.taints:
+        return [{"key": t.key, "effect": t.effect, **({"value": t.value} if t.value else {})}
+                for t in node.taints]
+    if node.is_control_plane and not node.is_worker:
+        return [dict(CONTROL_PLANE_TAINT)]
+    return []
+
+
+def node_registration(cluster: Cluster, node: ClusterNode) -> dict[str, Any]:
+    flags = [("node-ip", str(node.address))]
+    labels = [f"{k}={v}" for k, v in node.labels if kubelet_may_set_label(k)]
+    if labels:
+        flags.append(("node-labels", ",".join(labels)))
+    reg = {
+        "name": node.name,
+        "criSocket": cri_socket(cluster),
+        "imagePullPolicy": "IfNotPresent",
+        "taints": node_taints(node),
+        "kubeletExtraArgs": extra_args(cluster, flags),
+    }
+    return reg
+
+
+def local_api_endpoint(node: ClusterNode) -> dict[str, Any]:
+    return {"advertiseAddress": str(node.address), "bindPort": API_SERVER_PORT}
+
+
+def init_configuration(cluster: Cluster, node: ClusterNode, token: str) -> dict[str, Any]:
+    return {
+        "apiVersion": kubeadm_api_version(cluster),
+        "kind": "InitConfiguration",
+        "bootstrapTokens": [{
+            "token": token,
+            "description": f"kubeforge join token for cluster {cluster.name}",
+            "ttl": go_duration(cluster.token_ttl_seconds),
+            "usages": ["signing", "authentication"],
+            "groups": [BOOTSTRAP_GROUP],
+        }],
+        "localAPIEndpoint": local_api_endpoint(node),
+        "nodeRegistration": node_registration(cluster, node),
+    }
+
+
+def etcd_section(cluster: Cluster) -> dict[str, Any]:
+    if cluster.etcd == "external":
+        return {"external": {
+            "endpoints": [f"https://{url_host(n)}:2379" for n in cluster.etcd_nodes],
+            "caFile": f"{PKI_DIR}/etcd/ca.crt",
+            "certFile": f"{PKI_DIR}/apiserver-etcd-client.crt",
+            "keyFile": f"{PKI_DIR}/apiserver-etcd-client.key",
+        }}
+    return {"local": {"dataDir": "/var/lib/etcd"}}
+
+
+def url_host(node: ClusterNode) -> str:
+    return f"[{node.address}]" if node.address.version == 6 else str(node.address)
+
+
+def cluster_configuration(cluster: Cluster, cert_sans: Iterable[str]) -> dict[str, Any]:
+    gates = _feature_gate_flag(cluster)
+    doc: dict[str, Any] = {
+        "apiVersion": kubeadm_api_version(cluster),
+        "kind": "ClusterConfiguration",
+        "clusterName": cluster.name,
+        "kubernetesVersion": f"v{cluster.version}",
+        "controlPlaneEndpoint": cluster.endpoint,
+        "certificatesDir": PKI_DIR,
+        "imageRepository": IMAGE_REPOSITORY,
+        "networking": {
+            "podSubnet": str(cluster.pod_cidr),
+            "serviceSubnet": str(cluster.service_cidr),
+            "dnsDomain": cluster.domain,
+        },
+        "apiServer": {"certSANs": list(cert_sans)},
+        "etcd": etcd_section(cluster),
+    }
+    if gates:
+        for component in ("apiServer", "controllerManager", "scheduler"):
+            doc.setdefault(component, {})["extraArgs"] = extra_args(cluster, gates)
+    if is_v1beta4(cluster):
+        algorithm = ENCRYPTION_ALGORITHMS[cluster.pki.algorithm]
+        if algorithm == "ECDSA-P384" and cluster.minor < 34:
+            raise ValueError("ECDSA-P384 needs Kubernetes 1.34 or newer")
+        doc["encryptionAlgorithm"] = algorithm
+        doc["certificateValidityPeriod"] = go_duration(cluster.pki.cert_validity_days * 86400)
+        doc["caCertificateValidityPeriod"] = go_duration(cluster.pki.ca_validity_days * 86400)
+    elif cluster.pki.algorithm.startswith("ecdsa"):
+        # v1beta3 has no encryptionAlgorithm; kubeadm 1.30's only switch is this gate, so the
+        # certificates kubeadm itself renews keep the declared key type.
+        doc["featureGates"] = {"PublicKeysECDSA": True}
+    return doc
+
+
+def kubelet_configuration(cluster: Cluster) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        # Must match the runtime's cgroup driver (hostprep writes SystemdCgroup = true).
+        "cgroupDriver": "systemd",
+        "clusterDNS": [str(cluster.dns_service_ip)],
+        "clusterDomain": cluster.domain,
+        "containerRuntimeEndpoint": cri_socket(cluster),
+        "rotateCertificates": True,
+        "failSwapOn": True,
+    }
+    if cluster.feature_gates:
+        doc["featureGates"] = dict(cluster.feature_gates)
+    return doc
+
+
+def kube_proxy_configuration(cluster: Cluster) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        # iptables: IPVS needs kernel modules that are not everywhere (reference 4.2).
+        "mode": "iptables",
+        "clusterCIDR": str(cluster.pod_cidr),
+    }
+    if cluster.feature_gates:
+        doc["featureGates"] = dict(cluster.feature_gates)
+    return doc
+
+
+def join_configuration(cluster: Cluster, node: ClusterNode, token: str,
+                       ca_cert_hash: str) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "apiVersion": kubeadm_api_version(cluster),
+        "kind": "JoinConfiguration",
+        "nodeRegistration": node_registration(cluster, node),
+        "discovery": {"bootstrapToken": {
+            "apiServerEndpoint": cluster.endpoint,
+            "token": token,
+            "caCertHashes": [ca_cert_hash],
+        }},
+    }
+    if node.is_control_plane:
+        doc["controlPlane"] = {"localAPIEndpoint": local_api_endpoint(node)}
+    return doc
+
+
+def kubernetes_nodes(cluster: Cluster) -> tuple[ClusterNode, ...]:
+    """Nodes that run a kubelet: control planes first (init before join), then workers."""
+    return cluster.control_planes + cluster.workers
+
+
+def init_documents(cluster: Cluster, node: ClusterNode, token: str,
+                   cert_sans: Iterable[str]) -> list[dict[str, Any]]:
+    return [init_configuration(cluster, node, token), cluster_configuration(cluster, cert_sans),
+            kubelet_configuration(cluster), kube_proxy_configuration(cluster)]
+
+
+def emit(ctx: BuildContext) -> list[Artifact]:
+    cluster = ctx.cluster
+    bundle = ctx.shared["pki"]
+    token = StateDir(ctx.state_dir).bootstrap_token()
+    first = cluster.first_control_plane
+    artifacts = []
+    for node in kubernetes_nodes(cluster):
+        if node == first:
+            path = INIT_PATH
+            docs = init_documents(cluster, node, token, bundle.apiserver_cert_sans)
+        else:
+            path = JOIN_PATH
+            docs = [join_configuration(cluster, node, token, bundle.ca_cert_hash)]
+        artifacts.append(node_file(node.name, path, dump_yaml_documents(docs), 0o600,
+                                   secret=True))
+    ctx.shared["node_labels_after_join"] = {
+        n.name: tuple((k, v) for k, v in n.labels if not kubelet_may_set_label(k))
+        for n in kubernetes_nodes(cluster)
+        if any(not kubelet_may_set_label(k) for k, _ in n.labels)
+    }
+    return artifacts
