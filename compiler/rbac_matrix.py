@@ -8,6 +8,8 @@ namespaces, which only ClusterRoleBindings can grant).
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Iterable
 
 from kubeforge.compiler.ir import Program
@@ -80,3 +82,10 @@ def program_matrix(program: Program, verbs: Iterable[str] = VERBS) -> dict:
             table[label] = {column_label(r, g): [v for v in verbs if next(cells)] for r, g in cols}
         scopes[scope] = table
     return {"verbs": list(verbs), "scopes": scopes}
+
+
+def to_json(data: dict) -> str:
+    """Indented JSON with each verb list on one line, so a golden diff shows whole cells."""
+    text = json.dumps(data, indent=2)
+    return re.sub(r"\[\s+([^\[\]{}]*?)\s+\]",
+                  lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text) + "\n"

@@ -91,7 +91,7 @@ def can_i(file: Path, verb: str, resource: str, as_user: str, as_groups: tuple[s
     request = parse_request(verb, resource, namespace, resource_name)
     decision = authorizer_for(program).can_i(identity_for(program, as_user, as_groups), request)
     click.echo("yes" if decision.allowed else "no")
-    click.echo(decision.reason, err=True)
+    click.echo(decision.reason)
     sys.exit(0 if decision.allowed else 1)
 
 
@@ -129,11 +129,11 @@ def who_can(verb: str, resource: str, file: Path, namespace: str, resource_name:
 @click.option("--json", "as_json", is_flag=True, help="Print the matrix as JSON.")
 def matrix(file: Path, as_json: bool) -> None:
     """Subjects x (verb, resource), per namespace and cluster-wide (`*`)."""
-    from kubeforge.compiler.rbac_matrix import program_matrix
+    from kubeforge.compiler.rbac_matrix import program_matrix, to_json
 
     data = program_matrix(_load(file))
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        click.echo(to_json(data), nl=False)
         return
     console = _console()
     legend = " ".join(f"{letter}={verb}" for verb, letter in VERB_LETTERS.items())
