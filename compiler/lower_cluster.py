@@ -152,6 +152,7 @@ class ClusterLowerer(Lowerer):
 
     def _nodes(self, body, from_stmt: Node | None, span: Span) -> tuple[ClusterNode, ...]:
         nodes: list[ClusterNode] = []
+        inventory_failed = False
         if from_stmt is not None:
             value = from_stmt.value()
             path = self.path(value)
@@ -161,6 +162,7 @@ class ClusterLowerer(Lowerer):
                 hint = problem.hint or ""
                 self.error("E118", f"{path}:{problem.line}: {problem}", value.span, hint or None)
                 hosts = []
+                inventory_failed = True
             for host in hosts:
                 hvars = dict(host.vars)
                 labels = hvars.get("kubeforge_labels") or {}
@@ -174,7 +176,7 @@ class ClusterLowerer(Lowerer):
                 node = self._node(stmt)
                 if node is not None:
                     nodes.append(node)
-        if not nodes:
+        if not nodes and not inventory_failed:
             self.error("E115", "the cluster has no nodes", span,
                        'add `nodes from "inventory.yaml"` or `node NAME { address IP role ... }`')
         return tuple(nodes)

@@ -86,7 +86,8 @@ class RbacLowerer(Lowerer):
         names = tuple(str(v.py) for v in names_clause.values()) if names_clause else ()
         if group_clause is not None:
             groups = tuple(str(v.py) for v in group_clause.values())
-            return [PolicyRule(verbs_t, tuple(r.text for r in resources), groups, names, item.span)]
+            return [PolicyRule(verbs_t, tuple(r.text for r in resources), groups, names,
+                               span=item.span)]
         by_group: dict[str, list[str]] = {}
         for res in resources:
             text = res.text
@@ -100,7 +101,7 @@ class RbacLowerer(Lowerer):
                 self.error("E104", f"unknown resource `{base}`", res.span, hint)
                 continue
             by_group.setdefault(RESOURCE_GROUPS[base], []).append(text)
-        return [PolicyRule(verbs_t, tuple(res), (group,), names, item.span)
+        return [PolicyRule(verbs_t, tuple(res), (group,), names, span=item.span)
                 for group, res in sorted(by_group.items())]
 
     def subject(self, stmt: Node, namespace: str | None) -> Subject | None:

@@ -37,6 +37,15 @@ class Group(click.Group):
         except KubeforgeError as err:
             as_json = bool(ctx.params.get("as_json")) or "--json" in sys.argv
             ctx.exit(report(err, as_json))
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception:  # a bug: say so plainly, keep the traceback for the report
+            import traceback
+
+            click.echo("kubeforge: internal error (this is a bug; please report it with the "
+                       "traceback below)", err=True)
+            traceback.print_exc()
+            ctx.exit(EXIT_BUG)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
