@@ -20,7 +20,7 @@ union of the rules of every other ClusterRole matching a selector, iterated to a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Iterator, Optional
 
 from kubeforge.compiler.ir import KV, PolicyRule, Role
@@ -266,22 +266,21 @@ def _with_rules(role: Role, rules: tuple[PolicyRule, ...]) -> Role:
 # ============================================================================ the authorizer
 
 
-@dataclass
+@dataclass(frozen=True)
 class Authorizer:
-    """Decides requests against a fixed set of roles and bindings."""
+    """Decides requests against a fixed set of roles and bindings (see :meth:`build`)."""
 
-    roles: Iterable[Role]
-    bindings: Iterable[RbacBinding]
-    cluster_roles: dict[str, Role] = field(init=False)
-    namespaced_roles: dict[tuple[str, str], Role] = field(init=False)
+    cluster_roles: dict[str, Role]  # aggregation already filled in
+    namespaced_roles: dict[tuple[str, str], Role]
+    bindings: tuple[RbacBinding, ...]
 
-    def __post_init__(self) -> None:
-        self.roles = tuple(self.roles)
-        self.cluster_roles = aggregate(r for r in self.roles if r.cluster_scoped)
-        self.namespaced_roles = {(r.namespace, r.name): r for r in self.roles
-                                 if not r.cluster_scoped}
+    @classmethod
+    def build(cls, roles: Iterable[Role], bindings: Iterable[RbacBinding]) -> "Authorizer":
+        roles = tuple(roles)
         # The API server's listers give no order; sorting makes reasons reproducible.
-        self.bindings = tuple(sorted(self.bindings, key=lambda b: (b.namespace or "", b.name)))
+        return cls(aggregate(r for r in roles if r.cluster_scoped),
+                   {(r.namespace, r.name): r for r in roles if not r.cluster_scoped},
+                   tuple(sorted(bindings, key=lambda b: (b.namespace or "", b.name))))
 
     def role_for(self, binding: RbacBinding) -> Optional[Role]:
         """The role a binding references; None when it dangles (it then grants nothing)."""

@@ -102,4 +102,4 @@ def authorizer_for(program: Program, *, defaults: bool = True) -> Authorizer:
         # A file's clusterrole of a built-in name replaces it, as `kubectl apply` would.
         roles += [r for r in builtin_cluster_roles(version_of(program)) if r.name not in defined]
         bindings += builtin_bindings()
-    return Authorizer(roles, bindings)
+    return Authorizer.build(roles, bindings)

@@ -1,20 +1,19 @@
 """RBAC lint: grants that are broader, riskier or emptier than they look.
 
-Codes (warnings unless marked; ``--strict`` promotes warnings to errors in load_program):
+Every finding is a warning (``--strict`` promotes them to errors in load_program). A role
+that is bound but neither defined nor built in is an error of the lowering's checks (E102,
+with a did-you-mean), so the lint does not report it again.
 
 * W201 wildcard verb ``*`` (also grants escalate, bind, impersonate and future verbs)
-* E202 a bound role that is neither defined in the file nor built in
-* W203 wildcard resource, API group or non-resource URL
-* W204 ``cluster-admin`` bound to a service account (any pod using it owns the cluster)
-* W205 ``cluster-admin`` bound to a group everyone is in (system:authenticated, ...)
-* W206 read access (get/list/watch) to secrets cluster-wide
-* W207 ``escalate``/``bind``/``impersonate`` grants (ways around RBAC's own limits)
-* W208 a role defined but never bound nor aggregated
-* E209 ``bind R`` without ``in`` where R is only a namespaced role
-* W210 ``names`` on verbs that never carry a name (create, list, watch, deletecollection)
-* E211 non-resource URLs in a namespaced role (the API server rejects it)
-* W212 non-resource URLs granted through a RoleBinding (they need a ClusterRoleBinding)
-* W213 a clusterrole named like a built-in one (the API server reconciles it back)
+* W202 wildcard resource, API group or non-resource URL
+* W203 ``cluster-admin`` bound to a service account (any pod using it owns the cluster)
+* W204 ``cluster-admin`` bound to a group everyone is in (system:authenticated, ...)
+* W205 read access (get/list/watch) to secrets cluster-wide
+* W206 ``escalate``/``bind``/``impersonate`` grants (ways around RBAC's own limits)
+* W207 a role defined but never bound nor aggregated
+* W208 ``names`` on verbs that never carry a name (create, list, watch, deletecollection)
+* W209 non-resource URLs granted through a RoleBinding (they need a ClusterRoleBinding)
+* W210 a clusterrole named like a built-in one (the API server reconciles it back)
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from kubeforge.compiler.rbac import AUTHENTICATED, Request, aggregate, aggregati
 from kubeforge.compiler.rbac import rule_allows, selector_matches
 from kubeforge.compiler.rbac_compile import ResolvedBind, resolve, version_of
 from kubeforge.compiler.rbac_defaults import builtin_cluster_roles
-from kubeforge.dsl.diagnostics import Collector, Diagnostic, did_you_mean
+from kubeforge.dsl.diagnostics import Collector, Diagnostic
 
 RISKY_VERBS = ("escalate", "bind", "impersonate")
 NAMELESS_VERBS = ("create", "list", "watch", "deletecollection")
@@ -37,11 +36,8 @@ def lint(program: Program) -> list[Diagnostic]:
     for role in program.roles:
         _lint_role(role, out)
     resolved = list(resolve(program))
-    # Bindings the lowering already reported on (e.g. an unknown role) are not reported twice.
-    reported = {d.span for d in program.warnings}
     for item in resolved:
-        if item.bind.span not in reported:
-            _lint_bind(item, program, out)
+        _lint_bind(item, program, out)
     _lint_unbound(program, resolved, out)
     return sorted(out.items, key=lambda d: (d.span, d.code))
 
@@ -49,7 +45,7 @@ def lint(program: Program) -> list[Diagnostic]:
 def _lint_role(role: Role, out: Collector) -> None:
     what = f"{'clusterrole' if role.cluster_scoped else 'role'} `{role.name}`"
     if role.cluster_scoped and role.name in {r.name for r in builtin_cluster_roles()}:
-        out.warning("W213", f"{what} has the name of a built-in ClusterRole", role.span,
+        out.warning("W210", f"{what} has the name of a built-in ClusterRole", role.span,
                     "the API server restores the built-in rules at start; pick another name")
     for rule in role.rules:
         if "*" in rule.verbs:
@@ -58,51 +54,40 @@ def _lint_role(role: Role, out: Collector) -> None:
         wild = [w for w, vals in (("resources", rule.resources), ("API groups", rule.api_groups),
                                   ("URLs", rule.urls)) if "*" in vals]
         if wild:
-            out.warning("W203", f"{what} allows all {' and '.join(wild)} (`*`)", rule.span,
+            out.warning("W202", f"{what} allows all {' and '.join(wild)} (`*`)", rule.span,
                         "name the resources; `*` includes secrets and resources added later")
         risky = [v for v in RISKY_VERBS if v in rule.verbs]
         if risky:
-            out.warning("W207", f"{what} grants {', '.join(risky)}", rule.span,
+            out.warning("W206", f"{what} grants {', '.join(risky)}", rule.span,
                         "these verbs let a holder exceed its own permissions")
         nameless = [v for v in NAMELESS_VERBS if v in rule.verbs]
         if rule.resource_names and nameless:
-            out.warning("W210", f"`names` cannot restrict {', '.join(nameless)} in {what}",
+            out.warning("W208", f"`names` cannot restrict {', '.join(nameless)} in {what}",
                         rule.span, "such requests carry no name, so this rule never allows them; "
                         "move these verbs to a rule without `names`")
-        if rule.urls and not role.cluster_scoped:
-            out.error("E211", f"{what} is namespaced but allows non-resource URLs", rule.span,
-                      "put URL rules in a `clusterrole` bound without `in`")
 
 
 def _lint_bind(item: ResolvedBind, program: Program, out: Collector) -> None:
     bind, subject, binding = item.bind, item.subject, item.binding
-    if item.found == "missing":
-        names = [r.name for r in program.roles] + [r.name for r in builtin_cluster_roles()]
-        out.error("E202", f"role `{bind.role}` is bound but never defined", bind.span,
-                  did_you_mean(bind.role, names) or "define it with `role` or `clusterrole`")
-        return
-    if item.found == "wrong-scope":
-        homes = sorted(r.namespace or "" for r in program.roles if r.name == bind.role)
-        out.error("E209", f"`{bind.role}` is a namespaced role and cannot be bound cluster-wide",
-                  bind.span, f"write `bind {bind.role} in {homes[0]}`")
-        return
+    if item.found in ("missing", "wrong-scope"):
+        return  # an unknown role (E102 of the lowering's checks) grants nothing to lint
     if bind.role == "cluster-admin" and item.found == "builtin":
         if subject.kind == "ServiceAccount":
-            out.warning("W204", f"cluster-admin is bound to service account `{subject.name}`",
+            out.warning("W203", f"cluster-admin is bound to service account `{subject.name}`",
                         bind.span, "every pod running as it controls the cluster; bind a "
                         "role with only the verbs it needs")
         if subject.kind == "Group" and subject.name in EVERYONE:
-            out.warning("W205", f"cluster-admin is bound to group `{subject.name}`", bind.span,
+            out.warning("W204", f"cluster-admin is bound to group `{subject.name}`", bind.span,
                         "that group includes every user or service account")
     role = _effective_role(program, item)
     if binding.namespace is None and role is not None:
         if any(rule_allows(r, Request(v, "secrets")) for r in role.rules
                for v in ("get", "list", "watch")):
-            out.warning("W206", f"`{bind.role}` bound cluster-wide reads secrets in every "
+            out.warning("W205", f"`{bind.role}` bound cluster-wide reads secrets in every "
                         "namespace", bind.span, "bind it per namespace with `in NAMESPACE`")
     if binding.namespace is not None and role is not None and role.cluster_scoped:
         if any(r.urls for r in role.rules) and item.found != "builtin":
-            out.warning("W212", f"the URL rules of `{bind.role}` have no effect through a "
+            out.warning("W209", f"the URL rules of `{bind.role}` have no effect through a "
                         "namespaced binding", bind.span, "bind it without `in` to grant URLs")
 
 
@@ -129,5 +114,5 @@ def _lint_unbound(program: Program, resolved: list[ResolvedBind], out: Collector
         if role.cluster_scoped and any(selector_matches(s, labels) for s in selectors):
             continue  # its rules reach users through an aggregated role
         kind = "clusterrole" if role.cluster_scoped else "role"
-        out.warning("W208", f"{kind} `{role.name}` is defined but never bound", role.span,
+        out.warning("W207", f"{kind} `{role.name}` is defined but never bound", role.span,
                     "bind it from a user, group or serviceaccount, or remove it")

@@ -33,7 +33,8 @@ def _load(file: Path):
 
 
 def parse_request(verb: str, resource: str, namespace: str, name: str = "") -> Request:
-    """``pods``, ``pods/log``, ``deployments.apps/scale``, ``widgets.example.com`` or ``/healthz``."""
+    """A request from ``pods``, ``pods/log``, ``deployments.apps/scale``,
+    ``widgets.example.com`` or a URL such as ``/healthz``."""
     from kubeforge.compiler.rbac_defaults import api_group_of
 
     if resource.startswith("/"):
@@ -176,7 +177,8 @@ def parse_ttl(text: str) -> dt.timedelta:
 @kubeconfig.command("user")
 @click.argument("name")
 @click.argument("file", type=FILE)
-@click.option("--ttl", default="24h", show_default=True, help="Certificate lifetime (30m, 24h, 7d).")
+@click.option("--ttl", default="24h", show_default=True,
+              help="Certificate lifetime (30m, 24h, 7d).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write it (default ./<name>.kubeconfig); never printed.")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),

@@ -24,11 +24,11 @@ from kubeforge.compiler.rbac_compile import program_bindings
 from kubeforge.compiler.state import StateDir
 
 MANIFEST = "manifests/01-rbac.yaml"
-MANAGED_BY = ("app.kubernetes.io/managed-by", "kubeforge")
+MANAGED_BY = {"app.kubernetes.io/managed-by": "kubeforge"}
 
 
 def _metadata(name: str, namespace: str | None, labels: dict[str, str] | None = None) -> dict:
-    meta: dict[str, Any] = {"name": name, "labels": {**(labels or {}), MANAGED_BY[0]: MANAGED_BY[1]}}
+    meta: dict[str, Any] = {"name": name, "labels": {**(labels or {}), **MANAGED_BY}}
     if namespace is not None:
         meta["namespace"] = namespace
     return meta
@@ -53,7 +53,8 @@ def role_doc(role: Role) -> dict:
     if role.aggregate_from:
         # The aggregation controller owns `rules` of an aggregated role; leaving them out
         # keeps `kubectl apply` from fighting it.
-        doc["aggregationRule"] = {"clusterRoleSelectors": [{"matchLabels": dict(role.aggregate_from)}]}
+        selector = {"matchLabels": dict(role.aggregate_from)}
+        doc["aggregationRule"] = {"clusterRoleSelectors": [selector]}
     else:
         doc["rules"] = [rule_doc(r) for r in role.rules]
     return doc

@@ -10,8 +10,11 @@ from __future__ import annotations
 import pytest
 
 from kubeforge.cli_rbac import identity_for, parse_request
-from kubeforge.compiler.rbac import Identity, Request
+from kubeforge.compiler.ir import PolicyRule, Role
+from kubeforge.compiler.rbac import (Identity, Request, aggregate, resource_matches,
+                                     url_matches)
 from kubeforge.compiler.rbac_compile import authorizer_for
+from kubeforge.dsl.diagnostics import NO_SPAN
 
 from rbac_helpers import fixture_program
 
@@ -177,3 +180,37 @@ def test_who_can_lists_subjects_with_bindings(authz):
     assert {"User alice", "ServiceAccount alpha/ci", "Group auditors", "Group ops",
             "Group system:masters", "User frank"} <= subjects
     assert "User bob" not in subjects and "Group dev" not in subjects
+
+
+@pytest.mark.parametrize("url,path,expected", [
+    ("/api/*", "/api/v1", True),
+    ("/api/*", "/api/", True),
+    ("/api/*", "/api", False),  # the prefix keeps its slash
+    ("/healthz", "/healthz/etcd", False),  # exact unless it ends in `*`
+    ("/hea*", "/healthz", True),  # a `*` suffix is a plain string prefix
+    ("/x**", "/x", True),  # every trailing `*` is trimmed (strings.TrimRight)
+    ("*", "/anything", True),
+])
+def test_non_resource_url_matching(url, path, expected):
+    assert url_matches(PolicyRule(("get",), urls=(url,)), path) is expected
+
+
+@pytest.mark.parametrize("resource,combined,sub,expected", [
+    ("*", "pods/log", "log", True),  # `*` covers subresources too
+    ("pods", "pods/log", "log", False),
+    ("*/log", "pods/log", "log", True),
+    ("*/log", "pods", "", False),
+    ("*/log", "pods/logs", "logs", False),
+    ("pods/*", "pods/log", "log", False),  # no wildcard after the slash in RBAC
+])
+def test_resource_matching(resource, combined, sub, expected):
+    assert resource_matches(PolicyRule(("get",), (resource,), ("",)), combined, sub) is expected
+
+
+def test_aggregation_reaches_a_fixed_point_through_chains():
+    """c selects b, b selects a: c ends with a's rules whatever the name order."""
+    a = Role("a", None, (PolicyRule(("get",), ("pods",), ("",)),), NO_SPAN, (("l", "a"),))
+    b = Role("b", None, (), NO_SPAN, (("l", "b"),), aggregate_from=(("l", "a"),))
+    c = Role("c", None, (), NO_SPAN, aggregate_from=(("l", "b"),))
+    filled = aggregate([c, b, a])
+    assert filled["c"].rules == a.rules == filled["b"].rules
