@@ -58,10 +58,9 @@ class ClusterLowerer(Lowerer):
             for key, value in self.kv(by_kind["feature_gates"]):
                 gates.append((key, value == "true"))
         os_name = self._enum(by_kind.get("os"), OSES, "operating system", "debian12")
-        if version is None:
-            return None
         cluster = Cluster(
-            name=name, version=version, span=stmt.span, endpoint_host=endpoint_host,
+            # An invalid version is already reported; the other checks still run.
+            name=name, version=version or "0.0.0", span=stmt.span, endpoint_host=endpoint_host,
             endpoint_port=endpoint_port, pod_cidr=pods, service_cidr=services,
             node_cidr=nodes_net, domain=domain, runtime=runtime, cni=cni, cni_version=cni_version,
             etcd=etcd, loadbalancer=lb, pki=pki, nodes=nodes, install=install,
@@ -70,7 +69,7 @@ class ClusterLowerer(Lowerer):
             inventory_path=str(by_kind["nodes_from"].value().py) if "nodes_from" in by_kind else None,
         )
         self._check(cluster, by_kind)
-        return cluster
+        return cluster if version is not None else None
 
     # -- pieces ---------------------------------------------------------------------------
     def _enum(self, stmt: Node | None, choices, what: str, default: str) -> str:

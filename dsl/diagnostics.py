@@ -119,5 +119,7 @@ class Collector:
 
     def raise_if_errors(self, sources: SourceMap | None = None) -> None:
         if self.errors:
-            ordered = sorted(self.errors, key=lambda d: (d.span, d.code, d.message))
+            # One statement can fail one check twice (a `probe` is two probes): say it once.
+            unique = dict.fromkeys(self.errors)
+            ordered = sorted(unique, key=lambda d: (d.span, d.code, d.message))
             raise DiagnosticError(ordered, sources)

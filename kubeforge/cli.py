@@ -20,12 +20,28 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
 
 
 def report(err: KubeforgeError, as_json: bool = False) -> int:
-    if as_json and isinstance(err, DiagnosticError):
-        click.echo(json.dumps({"ok": False, "diagnostics": [d.as_dict() for d in err.diagnostics]},
-                              indent=2, sort_keys=True))
+    if as_json:
+        diagnostics = [d.as_dict() for d in err.diagnostics] if isinstance(err, DiagnosticError) else []
+        click.echo(json.dumps({"ok": False, "error": str(err) if not diagnostics else None,
+                               "diagnostics": diagnostics}, indent=2, sort_keys=True))
     else:
         click.echo(str(err), err=True)
     return err.exit_code
+
+
+def json_errors(fn):
+    """With --json, report kubeforge errors as JSON on stdout instead of text on stderr."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except KubeforgeError as err:
+            if not kwargs.get("as_json"):
+                raise
+            sys.exit(report(err, as_json=True))
+    return wrapper
 
 
 class Group(click.Group):
@@ -35,8 +51,7 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except KubeforgeError as err:
-            as_json = bool(ctx.params.get("as_json")) or "--json" in sys.argv
-            ctx.exit(report(err, as_json))
+            ctx.exit(report(err))
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception:  # a bug: say so plainly, keep the traceback for the report
@@ -63,6 +78,7 @@ def _print_warnings(warnings, sources=None) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--strict", is_flag=True, help="Treat warnings (RBAC lint, ...) as errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print diagnostics as JSON.")
+@json_errors
 def check(file: Path, strict: bool, as_json: bool) -> None:
     """Parse and check FILE without writing anything."""
     from kubeforge.compiler.lower import load_program
@@ -84,6 +100,7 @@ def check(file: Path, strict: bool, as_json: bool) -> None:
               help="Key material directory (default .kubeforge/<cluster>/).")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@json_errors
 def compile(file: Path, out_dir: Path, state_dir: Path | None, strict: bool, as_json: bool) -> None:
     """Check FILE and write every artifact under OUT/<cluster>/."""
     from kubeforge.compiler.build import compile_file

@@ -22,9 +22,21 @@ from kubeforge.dsl.diagnostics import Diagnostic, DiagnosticError
 IMPLICIT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (config files in ConfigMaps) as readable `|` blocks."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str):
+    style = "|" if "\n" in value and not value.strip(" \n") == "" and "\t" not in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
 def dump_all(docs: list[dict]) -> bytes:
-    return yaml.safe_dump_all(docs, sort_keys=True, explicit_start=True, default_flow_style=False,
-                              width=100).encode()
+    return yaml.dump_all(docs, Dumper=_Dumper, sort_keys=True, explicit_start=True,
+                         default_flow_style=False, width=100).encode()
 
 
 def emit(ctx: BuildContext) -> list[Artifact]:
