@@ -106,6 +106,3 @@ def builtin_bindings() -> tuple[RbacBinding, ...]:
                                subjects, builtin=True))
     return tuple(out)
 
-
-def builtin_role_names() -> frozenset[str]:
-    return frozenset(r.name for r in builtin_cluster_roles())

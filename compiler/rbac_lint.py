@@ -19,9 +19,9 @@ with a did-you-mean), so the lint does not report it again.
 from __future__ import annotations
 
 from kubeforge.compiler.ir import Program, Role
-from kubeforge.compiler.rbac import AUTHENTICATED, Request, aggregate, aggregation_labels
-from kubeforge.compiler.rbac import rule_allows, selector_matches
-from kubeforge.compiler.rbac_compile import ResolvedBind, resolve, version_of
+from kubeforge.compiler.rbac import AUTHENTICATED, Request, aggregation_labels, rule_allows
+from kubeforge.compiler.rbac import selector_matches
+from kubeforge.compiler.rbac_compile import ResolvedBind, authorizer_for, resolve
 from kubeforge.compiler.rbac_defaults import builtin_cluster_roles
 from kubeforge.dsl.diagnostics import Collector, Diagnostic
 
@@ -36,8 +36,9 @@ def lint(program: Program) -> list[Diagnostic]:
     for role in program.roles:
         _lint_role(role, out)
     resolved = list(resolve(program))
+    authz = authorizer_for(program)
     for item in resolved:
-        _lint_bind(item, program, out)
+        _lint_bind(item, authz.role_for(item.binding), out)
     _lint_unbound(program, resolved, out)
     return sorted(out.items, key=lambda d: (d.span, d.code))
 
@@ -67,7 +68,8 @@ def _lint_role(role: Role, out: Collector) -> None:
                         "move these verbs to a rule without `names`")
 
 
-def _lint_bind(item: ResolvedBind, program: Program, out: Collector) -> None:
+def _lint_bind(item: ResolvedBind, role: Role | None, out: Collector) -> None:
+    """Findings about one `bind`; ``role`` is what it grants, with aggregation filled in."""
     bind, subject, binding = item.bind, item.subject, item.binding
     if item.found in ("missing", "wrong-scope"):
         return  # an unknown role (E102 of the lowering's checks) grants nothing to lint
@@ -79,7 +81,6 @@ def _lint_bind(item: ResolvedBind, program: Program, out: Collector) -> None:
         if subject.kind == "Group" and subject.name in EVERYONE:
             out.warning("W204", f"cluster-admin is bound to group `{subject.name}`", bind.span,
                         "that group includes every user or service account")
-    role = _effective_role(program, item)
     if binding.namespace is None and role is not None:
         if any(rule_allows(r, Request(v, "secrets")) for r in role.rules
                for v in ("get", "list", "watch")):
@@ -89,17 +90,6 @@ def _lint_bind(item: ResolvedBind, program: Program, out: Collector) -> None:
         if any(r.urls for r in role.rules) and item.found != "builtin":
             out.warning("W209", f"the URL rules of `{bind.role}` have no effect through a "
                         "namespaced binding", bind.span, "bind it without `in` to grant URLs")
-
-
-def _effective_role(program: Program, item: ResolvedBind) -> Role | None:
-    """The role a binding grants, with aggregation filled in."""
-    if item.binding.role_ref.kind == "Role":
-        return next((r for r in program.roles if r.name == item.bind.role
-                     and r.namespace == item.binding.namespace), None)
-    defined = [r for r in program.roles if r.cluster_scoped]
-    names = {r.name for r in defined}
-    extra = [r for r in builtin_cluster_roles(version_of(program)) if r.name not in names]
-    return aggregate([*defined, *extra]).get(item.bind.role)
 
 
 def _lint_unbound(program: Program, resolved: list[ResolvedBind], out: Collector) -> None:
