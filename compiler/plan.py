@@ -348,7 +348,8 @@ def _describe(step: Step, plan: Plan, explained: set[tuple[str, str]]) -> list[s
             ignored = ", ".join(f"{i.check} ({i.reason})" for i in action.ignore_preflight_errors)
             lines.append(f"        ignores preflight errors: {ignored or 'none'}")
     if isinstance(action, Service) and action.restart_on:
-        lines.append("        restarts when changed: " + ", ".join(_compress(action.restart_on, plan)))
+        restarts = ", ".join(_compress(action.restart_on, plan))
+        lines.append(f"        restarts when changed: {restarts}")
     lines.append(f"        {step.check.describe()}")
     # The same step on the next host has the same reason: say it once per phase.
     if step.why and (step.phase, _step_name(step)) not in explained:

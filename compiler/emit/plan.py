@@ -27,7 +27,6 @@ control plane: files that would trip join preflight are staged or uploaded after
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -36,10 +35,12 @@ from types import SimpleNamespace
 from typing import Any, Iterable
 
 from kubeforge.compiler.artifacts import Artifact, BuildContext
+from kubeforge.compiler.emit.kubeadm import url_host
 from kubeforge.compiler.ir import Cluster, ClusterNode
 from kubeforge.compiler.plan import (ALWAYS, PHASES, Action, Check, Command, Plan, PlanError,
                                      PlanHost, PreflightIgnore, Service, Step, Upload, probe,
                                      render_text)
+from kubeforge.dsl.ast import is_ip
 
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
 KUBECTL = ("kubectl", "--kubeconfig", ADMIN_CONF)
@@ -62,8 +63,10 @@ APT_INSTALL = ("DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-r
 #: Where each CNI comes from when no bundle provides its manifest (`cni NAME version "..."`
 #: overrides the version). Cilium publishes no plain manifest; its CLI renders one.
 CNI_SOURCES = {
-    "calico": ("v3.28.2", "https://raw.githubusercontent.com/projectcalico/calico/{v}/manifests/calico.yaml"),
-    "flannel": ("v0.25.7", "https://github.com/flannel-io/flannel/releases/download/{v}/kube-flannel.yml"),
+    "calico": ("v3.28.2",
+               "https://raw.githubusercontent.com/projectcalico/calico/{v}/manifests/calico.yaml"),
+    "flannel": ("v0.25.7",
+                "https://github.com/flannel-io/flannel/releases/download/{v}/kube-flannel.yml"),
     "cilium": ("1.16.3", None),
 }
 
@@ -86,6 +89,7 @@ PHASE_BY_PREFIX: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 
 RUNTIME_SERVICES = {"containerd": "containerd", "cri-o": "crio"}
+RUNTIME_PACKAGES = {"containerd": "containerd", "cri-o": "cri-o"}
 RUNTIME_BINARIES = {"containerd": "containerd", "cri-o": "crio"}
 #: Programs kubeforge expects to own the ports it checks (ss truncates names to 15 chars).
 PORT_OWNERS = ("etcd", "haproxy", "keepalived", "kube-apiserver", "kube-controller",
@@ -218,9 +222,11 @@ def _inputs(cluster: Cluster, artifacts: Iterable[Artifact], shared: dict[str, A
             bundle.append(art)
     workloads.sort(key=lambda a: a.path)  # NN- prefixes give the apply order
 
+    method = cluster.install.method
     install = shared.get("install") or SimpleNamespace(
-        method=cluster.install.method, version=cluster.version, packages=(),
-        keyring=None, keyring_url=None)
+        method=method, version=cluster.version, keyring=None, keyring_url=None,
+        bundle_dir=BUNDLE_DIR, packages=() if method == "preinstalled" else (
+            RUNTIME_PACKAGES[cluster.runtime], "kubeadm", "kubelet", "kubectl"))
     lb = shared.get("loadbalancer")
     if lb is None:
         # Services run wherever a configuration for them landed.
@@ -283,7 +289,8 @@ class _PlanMaker:
         pods = {(p.node, p.staged): p for p in self.i.loadbalancer.static_pods}
         for node, arts in self.i.files.items():
             for art in arts:
-                if art.host_path.startswith(STAGING_DIR + "/") and (node, art.host_path) not in pods:
+                staged = art.host_path.startswith(STAGING_DIR + "/")
+                if staged and (node, art.host_path) not in pods:
                     when = "after-init" if node == self.first.name else "after-join"
                     target = f"{MANIFESTS_DIR}/{PurePosixPath(art.host_path).name}"
                     pods[(node, art.host_path)] = SimpleNamespace(
@@ -332,9 +339,15 @@ class _PlanMaker:
                 self.first.name, "workloads", art,
                 f"{REMOTE_WORKLOADS}/{PurePosixPath(art.path).name}", secret=secret))
 
+    def path(self, upload_id: str) -> str:
+        return self.b.drafts[upload_id].action.path
+
+    def paths(self, upload_ids: Iterable[str]) -> list[str]:
+        return [self.path(i) for i in upload_ids]
+
     def ups(self, node: ClusterNode, phase: str, prefixes: tuple[str, ...] = ("/",)) -> list[str]:
         ids = self.uploads.get((node.name, phase), [])
-        return [i for i in ids if self.b.drafts[i].action.path.startswith(prefixes)]
+        return [i for i in ids if self.path(i).startswith(prefixes)]
 
     def add(self, node: ClusterNode, phase: str, name: str, action: Action, **kw: Any) -> str:
         return self.b.add(node.name, phase, name, action, **kw)
@@ -343,7 +356,10 @@ class _PlanMaker:
                 needs: list[str], quiet_start: bool = False) -> list[str]:
         """apt-get install of ``packages`` unless the method is `preinstalled`; returns the
         step ids later steps of the phase need."""
-        packages = tuple(packages)
+        debs = [a.path for a in (self.b.drafts[i].action for i in needs)
+                if isinstance(a, Upload) and a.path.endswith(".deb")]
+        # A bundle's file names (name_version_arch.deb) say what it installs.
+        packages = tuple(packages) or tuple(PurePosixPath(d).name.split("_")[0] for d in debs)
         if not packages or self.i.install.method == "preinstalled":
             return needs
         version = self.i.install.version
@@ -352,8 +368,6 @@ class _PlanMaker:
                   if p in pinned else
                   f"dpkg-query -W -f='${{db:Status-Status}}' {p} 2>/dev/null | grep -qx installed"
                   for p in packages]
-        debs = [a.path for a in (self.b.drafts[i].action for i in needs)
-                if isinstance(a, Upload) and a.path.endswith(".deb")]
         command = f"{APT_INSTALL} {' '.join(debs or packages)}"
         if debs:
             why = "installs the .deb files of the bundle copied above"
@@ -390,8 +404,8 @@ class _PlanMaker:
         why = {"before-init": "static pod the kubelet starts during `kubeadm init`; once init "
                               "has run, its job is done (a later manifest may replace it)",
                "after-init": "replaces the init-time manifest now that admin.conf has RBAC rights",
-               "after-join": "copied only now: `kubeadm join` preflight wants "
-                             "/etc/kubernetes/manifests empty (DirAvailable--etc-kubernetes-manifests)"
+               "after-join": "copied only now: `kubeadm join` preflight wants /etc/kubernetes/"
+                             "manifests empty (DirAvailable--etc-kubernetes-manifests)"
                }[pod.when]
         if pod.when == "before-init":
             test = f"test -f {INIT_MARKER} || {test}"
@@ -485,13 +499,14 @@ class _PlanMaker:
         if node in self.k8s and getattr(install, "keyring_url", None):
             key = self.add(node, "os-prepare", "apt-key", Command(
                 shell=f"install -d -m 0755 {PurePosixPath(install.keyring).parent} && "
-                      f"curl -fsSL {install.keyring_url} | gpg --dearmor --yes -o {install.keyring}",
+                      f"curl -fsSL {install.keyring_url} "
+                      f"| gpg --dearmor --yes -o {install.keyring}",
                 timeout=120), check=probe(f"test -s {install.keyring}"), needs=ups,
                 why="the pkgs.k8s.io repository key (the source list was uploaded above)")
+            known = f"apt-cache madison kubeadm | grep -q ' {install.version}-'"
             needs = [self.add(node, "os-prepare", "apt-update",
                               Command(argv=("apt-get", "update"), timeout=300),
-                              check=probe(f"apt-cache madison kubeadm | grep -q ' {install.version}-'"),
-                              needs=[key])]
+                              check=probe(known), needs=[key])]
         if node in self.k8s:
             self.add(node, "os-prepare", "swap-off", Command(
                 shell=r"swapoff -a && sed -Ei '/^[^#]\S*\s+\S+\s+swap\s/s/^/# /' /etc/fstab",
@@ -570,7 +585,7 @@ class _PlanMaker:
             needs = [self.service(node, "etcd", name, needs, [*ups, *certs], no_block=True,
                                   why="--no-block: a new member is ready only once a quorum "
                                       "exists, so every member starts without waiting")]
-        address = f"https://{_url_host(node)}:2379"
+        address = f"https://{url_host(node)}:2379"
         check = etcdctl(address, "endpoint", "health", client=self.etcd_client(node))
         self.etcd_health.append(self.add(
             node, "etcd", "health", _wait(_quiet(check), 300),
@@ -598,7 +613,7 @@ class _PlanMaker:
     def kubeadm(self, node: ClusterNode, verb: str, marker: str, needs: list[str],
                 why: str) -> str:
         phase = self.kubeadm_phase(node)
-        configs = [self.b.drafts[i].action.path for i in self.ups(node, phase, (KUBEADM_DIR + "/",))]
+        configs = self.paths(self.ups(node, phase, (KUBEADM_DIR + "/",)))
         config = next((p for p in configs if p.endswith(f"/{verb}.yaml")),
                       configs[0] if configs else f"{KUBEADM_DIR}/{verb}.yaml")
         ignores = self.preflight_ignores(node)
@@ -643,14 +658,20 @@ class _PlanMaker:
         if node != self.first:
             return
         cross = [*self.lb_services, *self.etcd_health]
-        if self.c.endpoint_host:
+        # A VIP from a static pod (kube-vip, or keepalived as a pod) appears only once init
+        # has started the kubelet, so only a service or external endpoint is probed before.
+        early_pods = any(p.when == "before-init" for p in self.staged_pods().values())
+        if self.c.endpoint_host and not early_pods:
             host, port = self.c.endpoint_host, self.c.endpoint_port
-            resolve = "" if _is_ip(host) else f"getent hosts {host} >/dev/null && "
+            resolve = "" if is_ip(host) else f"getent hosts {host} >/dev/null || exit 1; "
             cross.append(self.add(node, "control-plane-init", "endpoint-reachable", Command(
-                shell=f"{resolve}timeout 5 bash -c ': </dev/tcp/{host}/{port}' 2>/dev/null; "
-                      f"[ $? -ne 124 ] || {{ echo 'endpoint {host}:{port} times out'; exit 1; }}",
-                timeout=30), needs=[*self.ups(node, "control-plane-init"), *cross],
-                why="reference 4.3: before init the endpoint must refuse or accept, not time out"))
+                shell=f"{resolve}for i in $(seq 30); do "
+                      f"out=$(timeout 5 bash -c ': </dev/tcp/{host}/{port}' 2>&1) && exit 0; "
+                      f"case \"$out\" in *refused*) exit 0;; esac; sleep 2; done; "
+                      f"echo \"endpoint {host}:{port} neither accepts nor refuses: $out\"; exit 1",
+                timeout=120), needs=[*self.ups(node, "control-plane-init"), *cross],
+                why="reference 4.3: before init the endpoint must accept or refuse a "
+                    "connection (load balancer up, no backend yet), not time out"))
         init = self.kubeadm(
             node, "init", INIT_MARKER, cross,
             why="no --upload-certs: every control plane already has the shared CA and "
@@ -685,7 +706,7 @@ class _PlanMaker:
         self.after_kubeadm(node, step)
 
     def bundled_cni(self) -> list[str]:
-        return [self.b.drafts[i].action.path for i in self.ups(self.first, "cni", (REMOTE_CNI + "/",))]
+        return self.paths(self.ups(self.first, "cni", (REMOTE_CNI + "/",)))
 
     def cni(self, node: ClusterNode) -> None:
         if node != self.first or self.c.cni == "none":
@@ -695,16 +716,14 @@ class _PlanMaker:
         url = CNI_SOURCES[self.c.cni][1]
         if bundled or url:
             sources = bundled or [url.format(v=version)]
+            why = "server-side apply: the CNI's CRDs exceed client-side apply's annotation limit"
+            if not bundled:
+                why += (f"; fetched from the project's release {version} (put a manifest "
+                        "under cni/ in an install bundle for hosts without internet)")
             for n, source in enumerate(sources):
-                apply = (*KUBECTL, "apply", "--server-side", "--field-manager=kubeforge", "-f", source)
-                diff = (*KUBECTL, "diff", "--server-side", "--field-manager=kubeforge", "-f", source)
+                apply, unchanged = _server_side_apply(source)
                 self.add(node, "cni", f"apply-{self.c.cni}" + (f"-{n}" if n else ""),
-                         Command(argv=apply, timeout=300),
-                         check=probe(shlex.join(diff) + " >/dev/null"),
-                         why="server-side apply: the CNI's CRDs exceed the size limit of "
-                             "client-side apply's annotation" + (
-                             "" if bundled else f"; fetched from the project's release {version} "
-                             "(bundle a manifest under cni/ for air-gapped hosts)"))
+                         apply, check=unchanged, why=why)
         else:
             self.add(node, "cni", f"install-{self.c.cni}",
                      Command(shell=f"KUBECONFIG={ADMIN_CONF} cilium install --version {version}",
@@ -726,12 +745,10 @@ class _PlanMaker:
             return
         previous: list[str] = []
         for upload in self.ups(node, "workloads"):
-            path = self.b.drafts[upload].action.path
-            args = ("--server-side", "--field-manager=kubeforge", "-f", path)
+            path = self.path(upload)
+            apply, unchanged = _server_side_apply(path)
             previous = [self.add(
-                node, "workloads", "apply-" + PurePosixPath(path).name,
-                Command(argv=(*KUBECTL, "apply", *args), timeout=300),
-                check=probe(shlex.join((*KUBECTL, "diff", *args)) + " >/dev/null"),
+                node, "workloads", "apply-" + PurePosixPath(path).name, apply, check=unchanged,
                 needs=[upload, *previous],
                 why="in file order: namespaces and RBAC before what lives in them")]
 
@@ -758,7 +775,7 @@ class _PlanMaker:
                     why="every stacked member healthy, checked from inside the etcd pod")
         if self.etcd_members and node == self.etcd_members[0]:
             self.add(node, "verify", "etcd-health", Command(
-                argv=etcdctl(f"https://{_url_host(node)}:2379", "endpoint", "health", "--cluster",
+                argv=etcdctl(f"https://{url_host(node)}:2379", "endpoint", "health", "--cluster",
                              client=self.etcd_client(node)),
                 timeout=60), needs=self.etcd_health, why="every external member healthy")
 
@@ -778,6 +795,14 @@ class _PlanMaker:
         return self.b.finish()
 
 
+def _server_side_apply(source: str) -> tuple[Command, Check]:
+    """``kubectl apply --server-side`` of ``source``, skipped when ``kubectl diff`` (exit 0:
+    no difference) says the cluster already matches it."""
+    args = ("--server-side", "--field-manager=kubeforge", "-f", source)
+    return (Command(argv=(*KUBECTL, "apply", *args), timeout=300),
+            probe(shlex.join((*KUBECTL, "diff", *args)) + " >/dev/null"))
+
+
 def etcdctl(endpoints: str, *command: str, client: str = "healthcheck-client") -> tuple[str, ...]:
     """etcdctl authenticated by ``client`` (a cert/key pair in kubeadm's etcd PKI layout)."""
     return ("etcdctl", f"--endpoints={endpoints}", f"--cacert={ETCD_PKI}/ca.crt",
@@ -786,18 +811,6 @@ def etcdctl(endpoints: str, *command: str, client: str = "healthcheck-client") -
 
 def _quiet(argv: tuple[str, ...]) -> str:
     return shlex.join(argv) + " >/dev/null 2>&1"
-
-
-def _url_host(node: ClusterNode) -> str:
-    return f"[{node.address}]" if node.address.version == 6 else str(node.address)
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _jsonpath_key(key: str) -> str:
