@@ -44,7 +44,9 @@ BACKDATE = dt.timedelta(minutes=5)
 #: kube-apiserver's secure port on every control plane (``localAPIEndpoint.bindPort``).
 APISERVER_BIND_PORT = 6443
 
-ALGORITHMS = ("rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256")
+#: ``ecdsa-p384`` is kubeadm 1.34+ only; the language decides which versions may use it.
+ALGORITHMS = ("rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384")
+_CURVES = {"ecdsa-p256": ec.SECP256R1, "ecdsa-p384": ec.SECP384R1}
 
 
 # ============================================================================ keys
@@ -53,8 +55,8 @@ ALGORITHMS = ("rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256")
 def generate_key(algorithm: str) -> PrivateKey:
     if algorithm in ALGORITHMS and algorithm.startswith("rsa-"):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(algorithm[4:]))
-    if algorithm == "ecdsa-p256":
-        return ec.generate_private_key(ec.SECP256R1())
+    if algorithm in _CURVES:
+        return ec.generate_private_key(_CURVES[algorithm]())
     raise KubeforgeError(f"unsupported pki algorithm {algorithm!r} "
                          f"(supported: {', '.join(ALGORITHMS)})")
 
@@ -63,8 +65,16 @@ def key_matches_algorithm(public_key, algorithm: str) -> bool:
     if isinstance(public_key, rsa.RSAPublicKey):
         return algorithm == f"rsa-{public_key.key_size}"
     if isinstance(public_key, ec.EllipticCurvePublicKey):
-        return algorithm == "ecdsa-p256" and isinstance(public_key.curve, ec.SECP256R1)
+        return algorithm in _CURVES and isinstance(public_key.curve, _CURVES[algorithm])
     return False
+
+
+def _digest_for(signer: PrivateKey) -> hashes.HashAlgorithm:
+    # What Go's x509.CreateCertificate picks for the signing key: SHA-384 for P-384,
+    # SHA-256 for everything else.
+    if isinstance(signer, ec.EllipticCurvePrivateKey) and isinstance(signer.curve, ec.SECP384R1):
+        return hashes.SHA384()
+    return hashes.SHA256()
 
 
 def private_key_pem(key: PrivateKey) -> bytes:
@@ -183,7 +193,7 @@ def _make_ca(common_name: str, algorithm: str, validity_days: int,
         # kubeadm's CA template carries its own CN as a DNS SAN; kept for parity.
         .add_extension(_san([common_name], []), critical=False)
     )
-    return builder.sign(key, hashes.SHA256()), key
+    return builder.sign(key, _digest_for(key)), key
 
 
 def _sign_leaf(ca: CertificateAuthority, subject: x509.Name, ekus, dns_names, ip_addresses,
@@ -206,7 +216,7 @@ def _sign_leaf(ca: CertificateAuthority, subject: x509.Name, ekus, dns_names, ip
     )
     if dns_names or ip_addresses:
         builder = builder.add_extension(_san(dns_names, ip_addresses), critical=False)
-    cert = builder.sign(ca.key, hashes.SHA256())
+    cert = builder.sign(ca.key, _digest_for(ca.key))
     return cert.public_bytes(serialization.Encoding.PEM), private_key_pem(key)
 
 
@@ -355,6 +365,7 @@ def _signed_by(cert: x509.Certificate, ca: CertificateAuthority) -> bool:
 def reissue_reason(cert: x509.Certificate, spec: LeafSpec, ca: CertificateAuthority,
                    algorithm: str, validity_days: int, now: dt.datetime) -> str | None:
     """Why a stored leaf must be re-issued, or None to reuse it (rule in the module doc)."""
+    now = _aware(now)
     if not _signed_by(cert, ca):
         return "not signed by the current CA"
     if _subject_of(cert) != (spec.common_name, spec.organizations):

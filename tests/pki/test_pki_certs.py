@@ -275,16 +275,39 @@ def test_key_algorithm_and_pem_encoding(tmp_path, algorithm, header, key_type):
     assert files["sa.pub"].startswith(b"-----BEGIN PUBLIC KEY-----")
 
 
-@pytest.mark.parametrize("algorithm,size", [("rsa-3072", 3072), ("rsa-4096", 4096)])
-def test_large_rsa_leaves(tmp_path, algorithm, size):
+@pytest.mark.parametrize("algorithm,size,header", [
+    ("rsa-3072", 3072, b"-----BEGIN RSA PRIVATE KEY-----"),
+    ("rsa-4096", 4096, b"-----BEGIN RSA PRIVATE KEY-----"),
+    ("ecdsa-p384", 384, b"-----BEGIN EC PRIVATE KEY-----"),
+])
+def test_other_algorithms(tmp_path, algorithm, size, header):
     from kubeforge.compiler import pki
     from kubeforge.compiler.state import StateDir
     cas = pki.ensure_cas(make_cluster(), StateDir(tmp_path / "s"), NOW)
     cert_pem, key_pem = pki.issue_client_cert(cas.ca, "alice", ["dev"], 30, algorithm, NOW)
     cert = x509.load_pem_x509_certificate(cert_pem)
     assert cert.public_key().key_size == size
-    assert key_pem.startswith(b"-----BEGIN RSA PRIVATE KEY-----")
+    assert pki.key_matches_algorithm(cert.public_key(), algorithm)
+    assert key_pem.startswith(header)
     check_leaf(cert, Expect("kubernetes", "alice", ("dev",), frozenset({CLIENT})), 30)
+
+
+def test_p384_ca_signs_with_sha384(tmp_path):
+    from cryptography.hazmat.primitives import hashes
+    from kubeforge.compiler.ir import PkiSettings
+    built = build(make_cluster("1.34.0", pki=PkiSettings(algorithm="ecdsa-p384")), tmp_path)
+    files = node_pki(built.root, "cp1")
+    for rel in ("ca.crt", "apiserver.crt", "etcd/peer.crt"):
+        cert = x509.load_pem_x509_certificate(files[rel])
+        assert isinstance(cert.signature_hash_algorithm, hashes.SHA384), rel
+    assert _openssl_check_tree(built.root) == 3 * 7
+
+
+def test_unknown_algorithm_is_refused():
+    from kubeforge.compiler import pki
+    from kubeforge.errors import KubeforgeError
+    with pytest.raises(KubeforgeError, match="unsupported pki algorithm"):
+        pki.generate_key("dsa-1024")
 
 
 def test_validity_settings_are_honoured(tmp_path):

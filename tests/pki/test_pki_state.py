@@ -164,3 +164,12 @@ def test_missing_leaf_is_simply_issued_again(tmp_path):
     (built.state / "pki/nodes/cp2/apiserver.key").unlink()
     again = build(cluster, tmp_path)
     assert again.bundle.reissued == (("pki/nodes/cp2/apiserver", "new"),)
+
+
+def test_a_loose_state_dir_is_tightened_on_write(tmp_path):
+    root = tmp_path / "loose"
+    root.mkdir(mode=0o755)
+    root.chmod(0o755)
+    StateDir(root).write("pki/nodes/cp1/x.key", b"k")
+    assert mode(root) == mode(root / "pki") == mode(root / "pki/nodes/cp1") == 0o700
+    assert mode(root / "pki/nodes/cp1/x.key") == 0o600
