@@ -45,7 +45,7 @@ CRI_SOCKETS = {
 #: PkiSettings.algorithm -> ClusterConfiguration.encryptionAlgorithm (v1beta4 only).
 ENCRYPTION_ALGORITHMS = {
     "rsa-2048": "RSA-2048", "rsa-3072": "RSA-3072", "rsa-4096": "RSA-4096",
-    "ecdsa-p256": "ECDSA-P256", "ecdsa-p384": "ECDSA-P384",
+    "ecdsa-p256": "ECDSA-P256",
 }
 
 #: Labels inside kubernetes.io / k8s.io that the kubelet may still set itself
@@ -114,14 +114,13 @@ def node_registration(cluster: Cluster, node: ClusterNode) -> dict[str, Any]:
     labels = [f"{k}={v}" for k, v in node.labels if kubelet_may_set_label(k)]
     if labels:
         flags.append(("node-labels", ",".join(labels)))
-    reg = {
+    return {
         "name": node.name,
         "criSocket": cri_socket(cluster),
         "imagePullPolicy": "IfNotPresent",
         "taints": node_taints(node),
         "kubeletExtraArgs": extra_args(cluster, flags),
     }
-    return reg
 
 
 def local_api_endpoint(node: ClusterNode) -> dict[str, Any]:
@@ -181,10 +180,7 @@ def cluster_configuration(cluster: Cluster, cert_sans: Iterable[str]) -> dict[st
         for component in ("apiServer", "controllerManager", "scheduler"):
             doc.setdefault(component, {})["extraArgs"] = extra_args(cluster, gates)
     if is_v1beta4(cluster):
-        algorithm = ENCRYPTION_ALGORITHMS[cluster.pki.algorithm]
-        if algorithm == "ECDSA-P384" and cluster.minor < 34:
-            raise ValueError("ECDSA-P384 needs Kubernetes 1.34 or newer")
-        doc["encryptionAlgorithm"] = algorithm
+        doc["encryptionAlgorithm"] = ENCRYPTION_ALGORITHMS[cluster.pki.algorithm]
         doc["certificateValidityPeriod"] = go_duration(cluster.pki.cert_validity_days * 86400)
         doc["caCertificateValidityPeriod"] = go_duration(cluster.pki.ca_validity_days * 86400)
     elif cluster.pki.algorithm.startswith("ecdsa"):

@@ -28,8 +28,8 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render_template(name: str, **variables: Any) -> str:
-    return _environment().get_template(name).render(**variables)
+def render_template(template: str, /, **variables: Any) -> str:
+    return _environment().get_template(template).render(**variables)
 
 
 def dump_yaml(doc: Any) -> str:
