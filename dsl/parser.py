@@ -41,6 +41,9 @@ def lark_parser(keep_all_tokens: bool = False) -> Lark:
         propagate_positions=True,
         maybe_placeholders=False,
         keep_all_tokens=keep_all_tokens,
+        # Building the LALR tables takes most of a second; Lark caches them on disk by
+        # grammar hash, so only the first run after a grammar change pays for it.
+        cache=True,
     )
 
 

@@ -22,7 +22,7 @@ from kubeforge.dsl.diagnostics import Diagnostic, DiagnosticError
 IMPLICIT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml when present
     """Multi-line strings (config files in ConfigMaps) as readable `|` blocks."""
 
 
