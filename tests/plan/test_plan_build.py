@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
 from collections import Counter
 
 import pytest
@@ -333,3 +334,22 @@ def test_uploads_keep_their_modes_and_owners():
     plan, _, _ = build(make_cluster())
     script = plan.step("cp3/loadbalancer/upload-etc-keepalived-check_apiserver.sh").action
     assert isinstance(script, Upload) and script.mode == 0o755 and script.owner == "root:root"
+
+
+def test_every_shell_string_and_probe_parses(built):
+    """`sh -n` (a real POSIX shell) parses every shell command, probe and `sh -c` script."""
+    plan, _, _ = built
+    scripts = []
+    for step in plan.steps:
+        if step.check.kind == "probe":
+            scripts.append(step.check.value)
+        if isinstance(step.action, Command):
+            if step.action.shell is not None:
+                scripts.append(step.action.shell)
+            argv = step.action.argv
+            if "sh" in argv and argv[argv.index("sh") + 1] == "-c":
+                scripts.append(argv[argv.index("sh") + 2])
+    assert scripts
+    for script in scripts:
+        result = subprocess.run(["sh", "-n", "-c", script], capture_output=True, text=True)
+        assert result.returncode == 0, f"{script}\n{result.stderr}"
