@@ -33,20 +33,16 @@ def check_program(p: Program, diags: Collector) -> None:
         for c in (*w.containers, *w.init_containers):
             _check_ports(c, diags)
             for env in c.env:
-                if env.ref_kind == "config":
-                    cm = configs.get((w.namespace, env.ref_name))
-                    if cm is None:
-                        unknown("config", env.ref_name, w.namespace, configs, env.span)
-                    elif env.ref_key not in {e.key for e in cm.entries}:
-                        diags.error("E102", f"config `{cm.name}` has no key `{env.ref_key}`", env.span,
-                                    did_you_mean(env.ref_key, [e.key for e in cm.entries]))
-                elif env.ref_kind == "secret":
-                    sec = secrets.get((w.namespace, env.ref_name))
-                    if sec is None:
-                        unknown("secret", env.ref_name, w.namespace, secrets, env.span)
-                    elif env.ref_key not in {e.key for e in sec.entries}:
-                        diags.error("E102", f"secret `{sec.name}` has no key `{env.ref_key}`", env.span,
-                                    did_you_mean(env.ref_key, [e.key for e in sec.entries]))
+                if env.ref_kind not in ("config", "secret"):
+                    continue
+                table = configs if env.ref_kind == "config" else secrets
+                source = table.get((w.namespace, env.ref_name))
+                if source is None:
+                    unknown(env.ref_kind, env.ref_name, w.namespace, table, env.span)
+                elif env.ref_key not in {e.key for e in source.entries}:
+                    keys = [e.key for e in source.entries]
+                    diags.error("E102", f"{env.ref_kind} `{source.name}` has no key `{env.ref_key}`",
+                                env.span, did_you_mean(env.ref_key, keys))
             for ef in c.env_from:
                 table = configs if ef.kind == "config" else secrets
                 if (w.namespace, ef.name) not in table:

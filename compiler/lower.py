@@ -9,7 +9,7 @@ import dataclasses
 from pathlib import Path
 
 from kubeforge.compiler import values as V
-from kubeforge.compiler.context import Lowerer, keyword
+from kubeforge.compiler.context import Lowerer
 from kubeforge.compiler.ir import (ConfigEntry, ConfigMap, Ingress, IngressRoute, IngressTls,
                                    Namespace, NetPeer, NetRule, NetworkPolicy, Program, Pvc,
                                    Secret, SecretEntry, Service, ServicePort, StorageClass)
@@ -17,7 +17,7 @@ from kubeforge.compiler.lower_cluster import ClusterLowerer
 from kubeforge.compiler.lower_rbac import RbacLowerer
 from kubeforge.compiler.lower_workload import ACCESS, ACCESS_ALIASES, KINDS, WorkloadLowerer
 from kubeforge.dsl.ast import Module, Node
-from kubeforge.dsl.diagnostics import Collector, Diagnostic, DiagnosticError, SourceMap, did_you_mean
+from kubeforge.dsl.diagnostics import Collector, SourceMap, did_you_mean
 from kubeforge.dsl.parser import load
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
@@ -31,9 +31,6 @@ PATH_MATCH = ("Prefix", "Exact", "ImplementationSpecific")
 AFFINITY = ("None", "ClientIP")
 TRAFFIC = ("Cluster", "Local")
 DENY = ("ingress", "egress")
-IMPLICIT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-NAMESPACED_KINDS = ("config", "secret", "service", "service_block", "pvc", "ingress",
-                    "networkpolicy", "role", "serviceaccount", *KINDS)
 
 
 def load_program(path: str | Path, *, strict: bool = False) -> tuple[Program, SourceMap]:
@@ -108,7 +105,7 @@ class ProgramLowerer(Lowerer):
         labels = self.merged_kv((s for s in stmt.stmts("labels")), labels=True)
         annotations = self.merged_kv(s for s in stmt.stmts("annotations"))
         quota = self.merged_kv(s for s in stmt.stmts("quota"))
-        for key, value in quota:
+        for key, _ in quota:
             if not (key in ("pods", "services", "secrets", "configmaps",
                             "persistentvolumeclaims") or key.startswith(("requests.", "limits."))
                     or key.startswith("count/") or key.endswith("storage")):
@@ -185,17 +182,14 @@ class ProgramLowerer(Lowerer):
             out["ingresses"].append(self._ingress(stmt, ns))
         elif kind == "networkpolicy":
             out["networkpolicies"].append(self._netpol(stmt, ns))
-        elif kind == "role":
+        elif kind in ("role", "serviceaccount"):
             scope = stmt.clause("role_scope")
             if scope is not None and str(scope.value().py) != ns:
-                self.error("E105", f"role inside namespace `{ns}` names namespace "
+                self.error("E105", f"{kind} inside namespace `{ns}` names namespace "
                            f"`{scope.value().py}`", scope.span, "drop the `in` clause")
-            out["roles"].append(rbac_l.role(stmt, ns))
-        elif kind == "serviceaccount":
-            scope = stmt.clause("role_scope")
-            if scope is not None and str(scope.value().py) != ns:
-                self.error("E105", f"service account inside namespace `{ns}` names namespace "
-                           f"`{scope.value().py}`", scope.span, "drop the `in` clause")
+            if kind == "role":
+                out["roles"].append(rbac_l.role(stmt, ns))
+                return
             subject = rbac_l.subject(stmt, ns)
             if subject:
                 out["subjects"].append(subject)
@@ -419,16 +413,3 @@ class ProgramLowerer(Lowerer):
                 if d and d not in deny:
                     deny.append(d)
         return NetworkPolicy(name, ns, stmt.span, pods, tuple(rules), tuple(deny), pods_span)
-
-
-def keyword_of(stmt: Node) -> str:
-    return keyword(stmt)
-
-
-def check_source(path: str | Path) -> list[Diagnostic]:
-    """Every diagnostic for ``path`` (empty when it is valid and has no warnings)."""
-    try:
-        program, _ = load_program(path)
-    except DiagnosticError as err:
-        return list(err.diagnostics)
-    return list(program.warnings)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-from pathlib import Path
 
 from kubeforge.compiler import values as V
 from kubeforge.compiler.context import Lowerer
 from kubeforge.compiler.inventory import InventoryProblem, load_inventory
 from kubeforge.compiler.ir import (Cluster, ClusterNode, Install, LoadBalancer, NodeTaint,
                                    PkiSettings)
-from kubeforge.dsl.ast import Node
+from kubeforge.dsl.ast import Node, is_ip
 from kubeforge.dsl.diagnostics import Span
 
 SUPPORTED_MINORS = range(30, 36)  # Kubernetes 1.30 .. 1.35
@@ -187,7 +186,7 @@ class ClusterLowerer(Lowerer):
         address, roles, cpus, memory, labels, taints, user = None, [], None, None, [], [], None
         for item in body:
             if item.kind == "address":
-                address = ipaddress.ip_address(item.value().text) if V_ip(item.value().text) else None
+                address = ipaddress.ip_address(item.value().text) if is_ip(item.value().text) else None
                 if address is None:
                     self.error("E105", f"`{item.value().text}` is not an IP address", item.value().span)
             elif item.kind == "node_role":
@@ -238,7 +237,7 @@ class ClusterLowerer(Lowerer):
         deploy_as = "services"
         for item in body:
             if item.kind == "vip":
-                vip = ipaddress.ip_address(item.value().text) if V_ip(item.value().text) else None
+                vip = ipaddress.ip_address(item.value().text) if is_ip(item.value().text) else None
                 if vip is None:
                     self.error("E105", f"`{item.value().text}` is not an IP address", item.value().span)
             elif item.kind == "interface":
@@ -284,7 +283,7 @@ class ClusterLowerer(Lowerer):
             else:
                 port = int(port_text)
         host = host.strip("[]")
-        if not (V_ip(host) or V.is_dns_subdomain(host)):
+        if not (is_ip(host) or V.is_dns_subdomain(host)):
             self.error("E105", f"endpoint host `{host}` is neither an IP address nor a DNS name",
                        value.span)
         return host, port, value.span
@@ -368,7 +367,7 @@ class ClusterLowerer(Lowerer):
                 if str(lb.vip) in addresses:
                     self.error("E120", f"VIP {lb.vip} is also the address of node "
                                f"`{addresses[str(lb.vip)].name}`", lb.span)
-        if lb.vip is not None and c.endpoint_host is not None and V_ip(c.endpoint_host) \
+        if lb.vip is not None and c.endpoint_host is not None and is_ip(c.endpoint_host) \
                 and c.endpoint_host != str(lb.vip):
             self.error("E121", f"endpoint {c.endpoint_host} is not the load balancer VIP {lb.vip}",
                        c.endpoint_span, f"use `endpoint \"{lb.vip}:{lb.port}\"` or a DNS name "
@@ -382,15 +381,7 @@ class ClusterLowerer(Lowerer):
             self.error("E121", "haproxy cannot listen on 6443 on control-plane nodes "
                        "(the API server does)", lb.span, "use `port 8443` or dedicated loadbalancer nodes")
         if len(cps) > 1 and lb.mode == "external" and c.endpoint_host is not None \
-                and V_ip(c.endpoint_host) and c.endpoint_host in addresses:
+                and is_ip(c.endpoint_host) and c.endpoint_host in addresses:
             self.warn("W101", f"the endpoint is the address of node "
                       f"`{addresses[c.endpoint_host].name}`: losing it loses the API",
                       c.endpoint_span, "use a VIP or a load-balanced DNS name")
-
-
-def V_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True

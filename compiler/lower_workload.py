@@ -7,6 +7,8 @@ overrides what its template says while lists (env, ports, mounts) accumulate.
 
 from __future__ import annotations
 
+import dataclasses
+
 from kubeforge.compiler import values as V
 from kubeforge.compiler.context import Lowerer, keyword
 from kubeforge.compiler.ir import (Autoscale, ClaimTemplate, Container, ContainerPort,
@@ -118,7 +120,7 @@ class WorkloadLowerer(Lowerer):
             self.error("E115", f"cronjob `{name}` needs a schedule", stmt.span,
                        'add e.g. `schedule "*/15 * * * *"`')
         if kind == "CronJob" and "history" in last:
-            workload = _replace(workload, rollout=Rollout(history=self._int(last["history"])))
+            workload = dataclasses.replace(workload, rollout=Rollout(history=self._int(last["history"])))
         return workload
 
     # -- containers -----------------------------------------------------------------------
@@ -434,9 +436,3 @@ class WorkloadLowerer(Lowerer):
 def _proto_of(clause: Node) -> str:
     # `!port_proto` keeps its keyword token as the clause's only value.
     return str(clause.value().py).upper()
-
-
-def _replace(obj, **changes):
-    import dataclasses
-
-    return dataclasses.replace(obj, **changes)

@@ -19,7 +19,7 @@ from kubeforge.compiler.ir import (ConfigMap, Container, Ingress, Namespace, Net
                                    Program, Pvc, Secret, Service, StorageClass, Workload)
 from kubeforge.dsl.diagnostics import Diagnostic, DiagnosticError
 
-IMPLICIT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+from kubeforge.compiler.checks import IMPLICIT_NAMESPACES
 
 
 class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml when present
@@ -261,11 +261,8 @@ def workload(w: Workload, services: list[Service]) -> dict:
     if w.kind == "Deployment":
         spec: dict = {"replicas": w.replicas, "selector": selector, "template": template,
                       "revisionHistoryLimit": r.history, "minReadySeconds": r.min_ready_seconds}
-        if r.strategy == "Recreate":
-            spec["strategy"] = {"type": "Recreate"}
-        elif r.max_surge is not None or r.max_unavailable is not None or r.strategy:
-            spec["strategy"] = {"type": "RollingUpdate", "rollingUpdate": _prune(
-                {"maxSurge": r.max_surge, "maxUnavailable": r.max_unavailable})}
+        spec["strategy"] = _strategy(r, "Recreate", maxSurge=r.max_surge,
+                                     maxUnavailable=r.max_unavailable)
         return _obj("apps/v1", "Deployment", w.name, w.namespace, w.labels, w.annotations,
                     spec=_prune(spec))
     if w.kind == "StatefulSet":
@@ -274,11 +271,8 @@ def workload(w: Workload, services: list[Service]) -> dict:
         spec = {"replicas": w.replicas, "selector": selector, "template": template,
                 "serviceName": governing, "revisionHistoryLimit": r.history,
                 "minReadySeconds": r.min_ready_seconds}
-        if r.strategy == "OnDelete":
-            spec["updateStrategy"] = {"type": "OnDelete"}
-        elif r.partition is not None or r.max_unavailable is not None or r.strategy:
-            spec["updateStrategy"] = {"type": "RollingUpdate", "rollingUpdate": _prune(
-                {"partition": r.partition, "maxUnavailable": r.max_unavailable})}
+        spec["updateStrategy"] = _strategy(r, "OnDelete", partition=r.partition,
+                                           maxUnavailable=r.max_unavailable)
         if w.claims:
             spec["volumeClaimTemplates"] = [
                 {"metadata": {"name": c.name},
@@ -291,11 +285,8 @@ def workload(w: Workload, services: list[Service]) -> dict:
     if w.kind == "DaemonSet":
         spec = {"selector": selector, "template": template, "revisionHistoryLimit": r.history,
                 "minReadySeconds": r.min_ready_seconds}
-        if r.strategy == "OnDelete":
-            spec["updateStrategy"] = {"type": "OnDelete"}
-        elif r.max_surge is not None or r.max_unavailable is not None or r.strategy:
-            spec["updateStrategy"] = {"type": "RollingUpdate", "rollingUpdate": _prune(
-                {"maxSurge": r.max_surge, "maxUnavailable": r.max_unavailable})}
+        spec["updateStrategy"] = _strategy(r, "OnDelete", maxSurge=r.max_surge,
+                                           maxUnavailable=r.max_unavailable)
         return _obj("apps/v1", "DaemonSet", w.name, w.namespace, w.labels, w.annotations,
                     spec=_prune(spec))
     job_spec = _prune({"completions": w.completions, "parallelism": w.parallelism,
@@ -307,6 +298,16 @@ def workload(w: Workload, services: list[Service]) -> dict:
                    "successfulJobsHistoryLimit": r.history, "failedJobsHistoryLimit": r.history,
                    "jobTemplate": {"metadata": {"labels": dict(w.labels)}, "spec": job_spec}})
     return _obj("batch/v1", "CronJob", w.name, w.namespace, w.labels, w.annotations, spec=spec)
+
+
+def _strategy(r, other: str, **rolling) -> dict | None:
+    """A rollout strategy block, or None when the language left Kubernetes' default."""
+    if r.strategy == other:
+        return {"type": other}
+    settings = _prune(rolling)
+    if settings or r.strategy:
+        return _prune({"type": "RollingUpdate", "rollingUpdate": settings})
+    return None
 
 
 def pod_spec(w: Workload) -> dict:
