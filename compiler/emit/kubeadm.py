@@ -42,10 +42,11 @@ CRI_SOCKETS = {
     "cri-o": "unix:///run/crio/crio.sock",
 }
 
-#: PkiSettings.algorithm -> ClusterConfiguration.encryptionAlgorithm (v1beta4 only).
+#: PkiSettings.algorithm -> ClusterConfiguration.encryptionAlgorithm (v1beta4 only;
+#: ECDSA-P384 needs kubeadm 1.34, which the language's checks enforce).
 ENCRYPTION_ALGORITHMS = {
     "rsa-2048": "RSA-2048", "rsa-3072": "RSA-3072", "rsa-4096": "RSA-4096",
-    "ecdsa-p256": "ECDSA-P256",
+    "ecdsa-p256": "ECDSA-P256", "ecdsa-p384": "ECDSA-P384",
 }
 
 #: Labels inside kubernetes.io / k8s.io that the kubelet may still set itself

@@ -15,11 +15,10 @@ from pathlib import Path
 import yaml
 
 from kubeforge.compiler.artifacts import Artifact, BuildContext
+from kubeforge.compiler.checks import IMPLICIT_NAMESPACES
 from kubeforge.compiler.ir import (ConfigMap, Container, Ingress, Namespace, NetworkPolicy,
                                    Program, Pvc, Secret, Service, StorageClass, Workload)
 from kubeforge.dsl.diagnostics import Diagnostic, DiagnosticError
-
-from kubeforge.compiler.checks import IMPLICIT_NAMESPACES
 
 
 class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml when present

@@ -184,9 +184,10 @@ def test_external_etcd_section(tmp_path):
 
 @pytest.mark.parametrize("algorithm, expected", [
     ("rsa-2048", "RSA-2048"), ("rsa-3072", "RSA-3072"), ("rsa-4096", "RSA-4096"),
-    ("ecdsa-p256", "ECDSA-P256")])
+    ("ecdsa-p256", "ECDSA-P256"), ("ecdsa-p384", "ECDSA-P384")])
 def test_encryption_algorithm(algorithm, expected):
-    cluster = make_cluster(pki=dataclasses.replace(make_cluster().pki, algorithm=algorithm))
+    cluster = make_cluster("1.34.1",
+                           pki=dataclasses.replace(make_cluster().pki, algorithm=algorithm))
     cc = cluster_configuration(cluster, ())
     assert cc["encryptionAlgorithm"] == expected
     assert validate_document(cc) == []

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import http.server
+import random
 import re
+import socket
+import ssl
 import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 import pytest
 import yaml
 
 from cluster_helpers import (CONTROL_PLANES, LB_NODES, WORKERS, VIP, compile_cluster,
-                             host_interface, make_cluster, require_binary)
+                             host_interface, make_cluster, node, require_binary)
 from kubeforge.compiler.emit.loadbalancer import (CHECK_SCRIPT, HAPROXY_CFG, KEEPALIVED_CONF,
-                                                  MANIFESTS_DIR, STAGING_DIR)
+                                                  LOCAL_PROXY_HEALTH_PORT, MANIFESTS_DIR,
+                                                  STAGING_DIR)
 from kubeforge.dsl.diagnostics import DiagnosticError
 
 
@@ -190,3 +200,97 @@ def test_impossible_static_pod_setups_are_diagnosed(tmp_path, cluster_args):
     with pytest.raises(DiagnosticError) as err:
         compile_cluster(make_cluster(**cluster_args), tmp_path)
     assert err.value.diagnostics[0].code == "E121"
+
+
+# ---------------------------------------------------------------------------- real haproxy
+
+
+class FakeApiServer:
+    """An HTTPS server with a control plane's compiled serving certificate: /healthz answers
+    200 (or 500 when ``healthy`` is false), anything else names the server."""
+
+    def __init__(self, name: str, address: str, cert: Path, key: Path, healthy: bool) -> None:
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's naming)
+                ok = self.path != "/healthz" or outer.healthy
+                body = (b"ok" if self.path == "/healthz" else name.encode()) if ok else b"sick"
+                self.send_response(200 if ok else 500)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.healthy = healthy
+        self.server = http.server.ThreadingHTTPServer((address, 6443), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        # haproxy's checks hang up without a TLS close_notify; that is not a test failure
+        self.server.handle_error = lambda request, address: None
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> tuple[int, str]:
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=context) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, ""
+
+
+@pytest.mark.e2e
+def test_local_proxy_balances_over_healthy_api_servers_only(tmp_path):
+    """haproxy runs the compiled local-proxy config unchanged: its TLS /healthz checks take
+    the sick API server out and clients only ever reach the healthy ones."""
+    haproxy = require_binary("haproxy")
+    net = f"127.{random.randint(1, 254)}.{random.randint(0, 254)}"
+    cps = tuple(node(f"cp{i}", f"{net}.1{i}", "control-plane") for i in (1, 2, 3))
+    port = _free_port()
+    cluster = make_cluster(lb_mode="local-proxy", lb_port=port, endpoint_port=port,
+                           nodes=cps + (node("w1", f"{net}.21", "worker"),))
+    built = compile_cluster(cluster, tmp_path)
+    servers = [FakeApiServer(cp.name, str(cp.address),
+                             built.path(cp.name, "/etc/kubernetes/pki/apiserver.crt"),
+                             built.path(cp.name, "/etc/kubernetes/pki/apiserver.key"),
+                             healthy=cp.name != "cp2") for cp in cps]
+    proc = subprocess.Popen([haproxy, "-db", "-f", str(built.path("w1", HAPROXY_CFG))],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        # `fall 2` checks every 5s: cp2 is out after about 10s; until then it may answer
+        deadline = time.monotonic() + 30
+        recent: list[str] = []
+        while time.monotonic() < deadline and (len(recent) < 12 or "cp2" in recent[-12:]):
+            time.sleep(0.25)
+            status, body = _get(f"https://127.0.0.1:{port}/who")
+            recent.append(body if status == 200 else f"HTTP {status}")
+        assert set(recent[-12:]) == {"cp1", "cp3"}, recent
+        with urllib.request.urlopen(f"http://127.0.0.1:{LOCAL_PROXY_HEALTH_PORT}/healthz",
+                                    timeout=2) as resp:
+            assert resp.status == 200
+    finally:
+        proc.terminate()
+        try:
+            output = proc.communicate(timeout=10)[0].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output = proc.communicate()[0].decode(errors="replace")
+        for server in servers:
+            server.close()
+    assert "cp2" in output  # haproxy logged the server going down
