@@ -10,7 +10,7 @@ imported on first use rather than at module import.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -28,7 +28,7 @@ SCHEMA_FILES: dict[tuple[str, str], str] = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(key: tuple[str, str]):
     from jsonschema import Draft202012Validator
 

@@ -23,9 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kubeforge.compiler.artifacts import Artifact, BuildContext, node_file
-from kubeforge.compiler.ir import Cluster, ClusterNode
 from kubeforge.compiler.emit.kubeadm import PKI_DIR, url_host
 from kubeforge.compiler.emit.render import render_template
+from kubeforge.compiler.ir import Cluster, ClusterNode
 
 ETCD_PKI = f"{PKI_DIR}/etcd"
 DATA_DIR = "/var/lib/etcd"

@@ -11,12 +11,11 @@ repository key or copying a bundle are actions on the host.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from kubeforge.compiler.artifacts import Artifact, BuildContext, node_file
-from kubeforge.compiler.ir import Cluster
 from kubeforge.compiler.emit.kubeadm import cri_socket, kubernetes_nodes
 from kubeforge.compiler.emit.render import dump_yaml, render_template
+from kubeforge.compiler.ir import Cluster
 
 MODULES = ("overlay", "br_netfilter")
 SYSCTLS = (
@@ -45,11 +44,11 @@ class InstallPlan:
     method: str  # packages | preinstalled | bundle
     version: str  # "1.31.2": the exact version to install or expect
     packages: tuple[str, ...]  # what `apt-get install` installs (runtime included)
-    repository: Optional[str] = None  # packages: the pkgs.k8s.io repository of the minor
-    keyring: Optional[str] = None  # packages: where the repository's key goes (dearmored)
-    keyring_url: Optional[str] = None  # packages: the armored key to fetch into `keyring`
-    bundle_source: Optional[str] = None  # bundle: the local directory with the .deb files
-    bundle_dir: Optional[str] = None  # bundle: where it is copied on each node
+    repository: str | None = None  # packages: the pkgs.k8s.io repository of the minor
+    keyring: str | None = None  # packages: where the repository's key goes (dearmored)
+    keyring_url: str | None = None  # packages: the armored key to fetch into `keyring`
+    bundle_source: str | None = None  # bundle: the local directory with the .deb files
+    bundle_dir: str | None = None  # bundle: where it is copied on each node
 
 
 def pause_image(cluster: Cluster) -> str:
@@ -74,7 +73,8 @@ def install_plan(cluster: Cluster) -> InstallPlan:
 
 
 def runtime_files(cluster: Cluster) -> list[tuple[str, str]]:
-    common = dict(cluster=cluster.name, version=cluster.version, pause_image=pause_image(cluster))
+    common = {"cluster": cluster.name, "version": cluster.version,
+              "pause_image": pause_image(cluster)}
     if cluster.runtime == "containerd":
         return [("/etc/containerd/config.toml",
                  render_template("containerd-config.toml.j2", **common))]

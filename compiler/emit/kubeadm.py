@@ -20,12 +20,13 @@ the Node through the API after it joined.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from kubeforge.compiler.artifacts import Artifact, BuildContext, node_file
+from kubeforge.compiler.emit.render import dump_yaml_documents, go_duration
 from kubeforge.compiler.ir import Cluster, ClusterNode
 from kubeforge.compiler.state import StateDir
-from kubeforge.compiler.emit.render import dump_yaml_documents, go_duration
 
 KUBEADM_DIR = "/etc/kubernetes/kubeadm"
 INIT_PATH = f"{KUBEADM_DIR}/init.yaml"

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeforge.compiler.artifacts import Artifact, BuildContext, node_file
-from kubeforge.compiler.ir import Cluster, ClusterNode
 from kubeforge.compiler.emit.kubeadm import API_SERVER_PORT, url_host
 from kubeforge.compiler.emit.render import dump_yaml, render_template
+from kubeforge.compiler.ir import Cluster, ClusterNode
 from kubeforge.dsl.diagnostics import Diagnostic, DiagnosticError
 
 STAGING_DIR = "/etc/kubernetes/kubeforge/static-pods"

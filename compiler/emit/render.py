@@ -9,8 +9,9 @@ plan's idempotency).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any
 
 import jinja2
 import yaml

@@ -18,11 +18,16 @@ import socket
 from pathlib import Path
 
 import pytest
-
 from kubeforge.compiler import build as build_module
 from kubeforge.compiler.artifacts import Artifact, BuildContext, write_artifacts
-from kubeforge.compiler.ir import (Cluster, ClusterNode, Install, LoadBalancer, PkiSettings,
-                                   Program)
+from kubeforge.compiler.ir import (
+    Cluster,
+    ClusterNode,
+    Install,
+    LoadBalancer,
+    PkiSettings,
+    Program,
+)
 from kubeforge.dsl.diagnostics import NO_SPAN
 
 HERE = Path(__file__).parent
@@ -100,7 +105,7 @@ def compile_cluster(cluster: Cluster, base: Path, state: Path | None = None) -> 
     # The real clock: the certificates must be valid for the real etcd, haproxy and curl the
     # tests start. Nothing golden depends on it (token and CA come from the fixed state).
     ctx = BuildContext(program=Program(cluster=cluster), state_dir=state or base / "state",
-                       now=dt.datetime.now(dt.timezone.utc))
+                       now=dt.datetime.now(dt.UTC))
     for name in our_emitters():
         ctx.artifacts.extend(importlib.import_module(name).emit(ctx))
     root = base / "build" / cluster.name

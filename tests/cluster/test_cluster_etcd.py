@@ -11,9 +11,17 @@ import time
 from pathlib import Path
 
 import pytest
-
-from cluster_helpers import (CONTROL_PLANES, ETCD_NODES, Built, compile_cluster, make_cluster,
-                             node, parse_env_file, rebase, require_binary)
+from cluster_helpers import (
+    CONTROL_PLANES,
+    ETCD_NODES,
+    Built,
+    compile_cluster,
+    make_cluster,
+    node,
+    parse_env_file,
+    rebase,
+    require_binary,
+)
 from kubeforge.compiler.emit.etcd import ENV_FILE, UNIT_FILE
 
 PKI = "/etc/kubernetes/pki/etcd"
@@ -88,7 +96,7 @@ def test_unit_file_is_valid_systemd_syntax(tmp_path):
     built = compile_cluster(make_cluster(etcd="external"), tmp_path)
     unit = built.path("etcd1", UNIT_FILE)
     # `verify` checks sections and keys; a missing /usr/bin/etcd is the only tolerated finding
-    result = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
+    result = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, check=False)
     problems = [line for line in result.stderr.splitlines()
                 if line.strip() and "/usr/bin/etcd" not in line and "etcd.service" not in line]
     assert problems == [], result.stderr
@@ -139,17 +147,20 @@ def running(built: Built, workdir: Path):
         members.stop()
 
 
-def etcdctl(built: Built, client_node: str, endpoints: list[str], *args: str,
+def etcdctl(built: Built, node_name: str, endpoints: list[str], *args: str,
+            client: str | None = "etcd/healthcheck-client",
             timeout: float = 30) -> subprocess.CompletedProcess:
-    """etcdctl authenticated with the compiled healthcheck-client certificate, retried until
-    the cluster answers or ``timeout`` passes."""
-    pki = built.path(client_node, PKI)
+    """etcdctl with a node's compiled etcd CA and client certificate (``client`` under
+    /etc/kubernetes/pki; None for none), retried until it succeeds or ``timeout`` passes."""
+    pki = built.path(node_name, "/etc/kubernetes/pki")
     cmd = [require_binary("etcdctl"), "--endpoints", ",".join(endpoints),
-           "--cacert", str(pki / "ca.crt"), "--cert", str(pki / "healthcheck-client.crt"),
-           "--key", str(pki / "healthcheck-client.key"), "--dial-timeout", "2s", *args]
+           "--cacert", str(pki / "etcd" / "ca.crt"), "--dial-timeout", "2s",
+           "--command-timeout", "5s"]
+    if client:
+        cmd += ["--cert", str(pki / f"{client}.crt"), "--key", str(pki / f"{client}.key")]
     deadline = time.monotonic() + timeout
     while True:
-        result = subprocess.run(cmd, capture_output=True, text=True,
+        result = subprocess.run([*cmd, *args], capture_output=True, text=True, check=False,
                                 env={"PATH": os.environ.get("PATH", ""), "ETCDCTL_API": "3"})
         if result.returncode == 0 or time.monotonic() > deadline:
             return result
@@ -199,18 +210,12 @@ def test_external_etcd_cluster_runs_from_compiled_files(tmp_path):
         assert sorted(line.split(", ")[2] for line in listing.stdout.splitlines()) == [
             "etcd1", "etcd2", "etcd3"]
         # the API server's client certificate works too (what kube-apiserver will use)
-        pki = built.path("cp1", "/etc/kubernetes/pki")
-        put = subprocess.run(
-            [require_binary("etcdctl"), "--endpoints", endpoints[2], "--cacert",
-             str(pki / "etcd/ca.crt"), "--cert", str(pki / "apiserver-etcd-client.crt"),
-             "--key", str(pki / "apiserver-etcd-client.key"), "put", "/registry/probe", "ok"],
-            capture_output=True, text=True, env={"ETCDCTL_API": "3"})
+        put = etcdctl(built, "cp1", endpoints[2:], "put", "/registry/probe", "ok",
+                      client="apiserver-etcd-client")
         assert put.returncode == 0, put.stderr
         # and a client without a certificate is refused (client-cert-auth)
-        anonymous = subprocess.run(
-            [require_binary("etcdctl"), "--endpoints", endpoints[0], "--cacert",
-             str(pki / "etcd/ca.crt"), "--dial-timeout", "2s", "--command-timeout", "3s",
-             "get", "/registry/probe"], capture_output=True, text=True, env={"ETCDCTL_API": "3"})
+        anonymous = etcdctl(built, "cp1", endpoints[:1], "get", "/registry/probe", client=None,
+                            timeout=0)
         assert anonymous.returncode != 0
 
 

@@ -6,9 +6,14 @@ import tomllib
 
 import pytest
 import yaml
-
-from cluster_helpers import (CONTROL_PLANES, ETCD_NODES, LB_NODES, WORKERS, compile_cluster,
-                             make_cluster)
+from cluster_helpers import (
+    CONTROL_PLANES,
+    ETCD_NODES,
+    LB_NODES,
+    WORKERS,
+    compile_cluster,
+    make_cluster,
+)
 from kubeforge.compiler.emit.hostprep import APT_PIN, APT_SOURCE, BUNDLE_DIR, KEYRING
 from kubeforge.compiler.ir import Install
 

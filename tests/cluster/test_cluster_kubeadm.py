@@ -8,13 +8,25 @@ import hashlib
 
 import pytest
 import yaml
+from cluster_helpers import (
+    CONTROL_PLANES,
+    ETCD_NODES,
+    VIP,
+    WORKERS,
+    check_golden,
+    compile_cluster,
+    fixed_state,
+    make_cluster,
+    node,
+)
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-from cluster_helpers import (CONTROL_PLANES, ETCD_NODES, WORKERS, VIP, check_golden,
-                             compile_cluster, fixed_state, make_cluster, node)
-from kubeforge.compiler.emit.kubeadm import (INIT_PATH, JOIN_PATH, cluster_configuration,
-                                             kubelet_may_set_label)
+from kubeforge.compiler.emit.kubeadm import (
+    INIT_PATH,
+    JOIN_PATH,
+    cluster_configuration,
+    kubelet_may_set_label,
+)
 from kubeforge.compiler.emit.render import dump_yaml_documents, go_duration
 from kubeforge.compiler.ir import NodeTaint
 from kubeforge.compiler.kubeadm_schema import validate_document, validate_documents

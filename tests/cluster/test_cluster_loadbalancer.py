@@ -16,18 +16,31 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from cluster_helpers import (CONTROL_PLANES, LB_NODES, WORKERS, VIP, compile_cluster,
-                             host_interface, make_cluster, node, require_binary)
-from kubeforge.compiler.emit.loadbalancer import (CHECK_SCRIPT, HAPROXY_CFG, KEEPALIVED_CONF,
-                                                  LOCAL_PROXY_HEALTH_PORT, MANIFESTS_DIR,
-                                                  STAGING_DIR)
+from cluster_helpers import (
+    CONTROL_PLANES,
+    LB_NODES,
+    VIP,
+    WORKERS,
+    compile_cluster,
+    host_interface,
+    make_cluster,
+    node,
+    require_binary,
+)
+from kubeforge.compiler.emit.loadbalancer import (
+    CHECK_SCRIPT,
+    HAPROXY_CFG,
+    KEEPALIVED_CONF,
+    LOCAL_PROXY_HEALTH_PORT,
+    MANIFESTS_DIR,
+    STAGING_DIR,
+)
 from kubeforge.dsl.diagnostics import DiagnosticError
 
 
 def haproxy_check(path) -> subprocess.CompletedProcess:
     return subprocess.run([require_binary("haproxy"), "-c", "-f", str(path)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
 
 
 @pytest.mark.parametrize("lb_mode, node", [("keepalived-haproxy", "cp1"), ("local-proxy", "w1")])
@@ -50,7 +63,7 @@ def test_haproxy_backends_and_checks(tmp_path):
     built = compile_cluster(make_cluster(), tmp_path)
     cfg = built.text("cp2", HAPROXY_CFG)
     assert "bind *:8443" in cfg
-    servers = re.findall(r"^\s+server (\S+) (\S+) check verify none$", cfg, re.M)
+    servers = re.findall(r"^\s+server (\S+) (\S+) check verify none$", cfg, re.MULTILINE)
     assert servers == [(n.name, f"{n.address}:6443") for n in CONTROL_PLANES]
     assert "http-check connect ssl" in cfg and "http-check send meth GET uri /healthz" in cfg
     assert "mode tcp" in cfg
@@ -80,7 +93,7 @@ def keepalived_test(built, node: str, tmp_path) -> subprocess.CompletedProcess:
     path = tmp_path / f"{node}-keepalived.conf"
     path.write_text(conf)
     return subprocess.run([require_binary("keepalived"), "-t", "-f", str(path)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
 
 
 def test_keepalived_accepts_config(tmp_path):
@@ -99,7 +112,7 @@ def test_keepalived_rejects_a_broken_config(tmp_path):
 
 def vrrp(text: str) -> dict[str, str]:
     keys = ("state", "priority", "weight", "virtual_router_id", "interface", "unicast_src_ip")
-    return {k: re.search(rf"^\s+{k} (\S+)$", text, re.M).group(1) for k in keys}
+    return {k: re.search(rf"^\s+{k} (\S+)$", text, re.MULTILINE).group(1) for k in keys}
 
 
 def test_keepalived_priorities_and_failover_arithmetic(tmp_path):
@@ -124,7 +137,8 @@ def test_check_script(tmp_path):
     script = art.content.decode()
     assert script.startswith("#!/bin/sh\n")
     assert "https://127.0.0.1:8443/healthz" in script
-    assert subprocess.run(["sh", "-n", str(built.path("cp1", CHECK_SCRIPT))]).returncode == 0
+    syntax = subprocess.run(["sh", "-n", str(built.path("cp1", CHECK_SCRIPT))], check=False)
+    assert syntax.returncode == 0
 
 
 def test_dedicated_loadbalancer_nodes_take_the_role(tmp_path):
@@ -193,8 +207,8 @@ def test_external_load_balancer_emits_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("cluster_args", [
-    dict(deploy_as="static-pods", nodes=CONTROL_PLANES + WORKERS + LB_NODES),
-    dict(lb_mode="local-proxy", deploy_as="static-pods"),
+    {"deploy_as": "static-pods", "nodes": CONTROL_PLANES + WORKERS + LB_NODES},
+    {"lb_mode": "local-proxy", "deploy_as": "static-pods"},
 ])
 def test_impossible_static_pod_setups_are_diagnosed(tmp_path, cluster_args):
     with pytest.raises(DiagnosticError) as err:
@@ -213,7 +227,7 @@ class FakeApiServer:
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's naming)
+            def do_GET(self):
                 ok = self.path != "/healthz" or outer.healthy
                 body = (b"ok" if self.path == "/healthz" else name.encode()) if ok else b"sick"
                 self.send_response(200 if ok else 500)
