@@ -136,12 +136,16 @@ def check_golden(name: str, actual: str) -> None:
         "re-run with KUBEFORGE_UPDATE_GOLDENS=1 and review the diff")
 
 
+#: The Debian package that provides each binary the tests run.
+PACKAGES = {"etcd": "etcd-server", "etcdctl": "etcd-client", "haproxy": "haproxy",
+            "keepalived": "keepalived", "systemd-analyze": "systemd"}
+
+
 def require_binary(name: str) -> str:
     path = shutil.which(name) or next(
         (str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name) if p.exists()), None)
     if path is None:
-        pytest.skip(f"`{name}` is not installed (apt-get install -y "
-                    "etcd-server etcd-client haproxy keepalived)")
+        pytest.skip(f"`{name}` is not installed (apt-get install -y {PACKAGES[name]})")
     return path
 
 
