@@ -148,3 +148,4 @@ from kubeforge.cli_certs import certs; main.add_command(certs)  # noqa: E402,E70
 from kubeforge.cli_rbac import kubeconfig, rbac  # noqa: E402
 main.add_command(rbac)
 main.add_command(kubeconfig)
+from kubeforge.cli_sandbox import sandbox; main.add_command(sandbox)  # noqa: E402,E702
