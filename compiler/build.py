@@ -24,6 +24,7 @@ EMITTERS: tuple[str, ...] = (
     "kubeforge.compiler.emit.kubeadm",
     "kubeforge.compiler.emit.manifests",
     "kubeforge.compiler.emit.plan",
+    "kubeforge.compiler.emit.ansible",  # build-local files: the plan ignores them
 )
 
 
