@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import importlib
 import ipaddress
 import os
@@ -18,6 +19,10 @@ import socket
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from kubeforge.compiler import build as build_module
 from kubeforge.compiler.artifacts import Artifact, BuildContext, write_artifacts
 from kubeforge.compiler.ir import (
@@ -114,14 +119,40 @@ def compile_cluster(cluster: Cluster, base: Path, state: Path | None = None) -> 
 
 
 def fixed_state(base: Path) -> Path:
-    """A private copy of the committed state (bootstrap token and cluster CA), so tokens and
-    CA hashes in golden files never change. Test material only: the CA key signs nothing
-    outside these tests."""
+    """A state directory whose bootstrap token and cluster CA key never change, so tokens
+    and CA hashes in golden files stay put. The CA key is derived from a fixed seed at run
+    time rather than committed: test material only, it signs nothing outside these tests."""
     target = base / "state"
-    shutil.copytree(FIXED_STATE, target)
+    (target / "pki").mkdir(parents=True)
+    shutil.copy(FIXED_STATE / "bootstrap-token", target / "bootstrap-token")
+    seed = int.from_bytes(hashlib.sha256(b"kubeforge test cluster CA").digest(), "big")
+    key = ec.derive_private_key(seed % _P256_ORDER, ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubernetes")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=3650))
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
+                                         key_encipherment=True, data_encipherment=False,
+                                         key_agreement=False, key_cert_sign=True, crl_sign=False,
+                                         encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("kubernetes")]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    (target / "pki" / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (target / "pki" / "ca.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption()))
     for p in [target, *target.rglob("*")]:
         p.chmod(0o700 if p.is_dir() else 0o600)
     return target
+
+
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 def check_golden(name: str, actual: str) -> None:
