@@ -11,6 +11,8 @@ import pytest
 from kubeforge.compiler.lower import load_program
 from kubeforge.dsl.diagnostics import DiagnosticError
 
+pytest_plugins = ["tests.sandbox_fixtures"]
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 FIXED_NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
