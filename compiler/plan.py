@@ -151,6 +151,10 @@ class Step:
     check: Check = ALWAYS
     needs: tuple[str, ...] = ()
     why: str = ""
+    #: Programs the step runs that only Kubernetes packages provide (kubeadm, kubelet, ...),
+    #: so an executor can refuse early with a clear message on hosts without them. Empty
+    #: means "not declared": executors may infer it from the command text.
+    requires: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         action: dict[str, Any] = {"kind": self.action.kind}
@@ -160,9 +164,12 @@ class Step:
             elif name == "mode":
                 value = f"{value:04o}"
             action[name] = value
-        return {"id": self.id, "host": self.host, "phase": self.phase, "needs": list(self.needs),
-                "why": self.why, "action": action,
-                "check": {"kind": self.check.kind, "value": self.check.value}}
+        out = {"id": self.id, "host": self.host, "phase": self.phase, "needs": list(self.needs),
+               "why": self.why, "action": action,
+               "check": {"kind": self.check.kind, "value": self.check.value}}
+        if self.requires:  # omitted when empty, so plans without it stay byte-identical
+            out["requires"] = list(self.requires)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Step":
@@ -180,7 +187,8 @@ class Step:
                 raw[name] = tuple(raw[name])
         return cls(id=data["id"], host=data["host"], phase=data["phase"],
                    action=_ACTIONS[kind](**raw), check=Check(**data["check"]),
-                   needs=tuple(data["needs"]), why=data.get("why", ""))
+                   needs=tuple(data["needs"]), why=data.get("why", ""),
+                   requires=tuple(data.get("requires", ())))
 
 
 @dataclass(frozen=True)

@@ -149,3 +149,4 @@ from kubeforge.cli_rbac import kubeconfig, rbac  # noqa: E402
 main.add_command(rbac)
 main.add_command(kubeconfig)
 from kubeforge.cli_sandbox import sandbox; main.add_command(sandbox)  # noqa: E402,E702
+from kubeforge.cli_deploy import COMMANDS as _deploy; [main.add_command(c) for c in _deploy]  # noqa: E402,E702,E501

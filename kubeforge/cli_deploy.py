@@ -1,0 +1,132 @@
+"""`kubeforge plan`, `apply` and `reset`: the compiled plan meets real hosts.
+
+Exit codes: 0 success, 1 failed (or skipped) steps, 2 usage (flags, files, an inventory
+that does not match the cluster).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from kubeforge.errors import UsageError
+from kubeforge.targets.base import JumpHost, SshOptions
+
+TARGETS = ("ssh",)
+
+
+def _common(fn):
+    options = [
+        click.argument("file", type=click.Path(dir_okay=False, path_type=Path)),
+        click.option("-i", "--inventory", required=True,
+                     type=click.Path(dir_okay=False, path_type=Path),
+                     help="Ansible inventory (YAML or INI) with every node of the cluster."),
+        click.option("-o", "--build-dir", default=Path("build"), show_default=True,
+                     type=click.Path(file_okay=False, path_type=Path),
+                     help="Where the file is compiled first."),
+        click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Cluster state directory (default .kubeforge/<cluster>)."),
+        click.option("--limit", "limit", multiple=True,
+                     help="Only these hosts (repeat, or comma-separated)."),
+        click.option("--known-hosts", type=click.Path(dir_okay=False, path_type=Path),
+                     default=Path("~/.ssh/known_hosts"), show_default=True),
+        click.option("--trust-on-first-use", is_flag=True,
+                     help="Accept and record host keys not yet in known_hosts."),
+        click.option("--jump", help="Reach hosts through this one: [user@]host[:port]."),
+        click.option("--jump-key", type=click.Path(dir_okay=False), default=None,
+                     help="Private key for the jump host (default: the host's key)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _hosts(limit: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(h.strip() for item in limit for h in item.split(",") if h.strip())
+
+
+def _ssh(known_hosts: Path, trust: bool, jump: str | None, jump_key: str | None):
+    from kubeforge.targets.ssh import SshTarget
+
+    try:
+        hop = JumpHost.parse(jump) if jump else None
+    except ValueError as exc:
+        raise UsageError(f"--jump: {exc}") from None
+    return SshTarget(SshOptions(known_hosts.expanduser(), trust, hop, jump_key))
+
+
+def _selection(limit, phase=None, until=None):
+    from kubeforge.targets.runner import Selection
+
+    return Selection(_hosts(limit), phase, until)
+
+
+@click.command("plan")
+@_common
+@click.option("--phase", help="Only this phase.")
+@click.option("--until", help="Up to and including this phase.")
+@click.option("--probe", is_flag=True, help="Run every step's check on the hosts (read-only).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def plan_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on_first_use,
+             jump, jump_key, phase, until, probe, as_json) -> None:
+    """Show what `apply` would change, per host and phase (no secrets)."""
+    from kubeforge.targets import review
+    from kubeforge.targets.deploy import prepare
+
+    dep = prepare(file, inventory, build_dir, state_dir)
+    target = _ssh(known_hosts, trust_on_first_use, jump, jump_key) if probe else None
+    verdicts = review.review(dep, _selection(limit, phase, until), target)
+    report = review.as_dict(dep, verdicts, probe)
+    click.echo(json.dumps(report, indent=2) if as_json else review.render(report))
+    if report["blocked"]:
+        sys.exit(1)
+
+
+@click.command("apply")
+@_common
+@click.option("--target", type=click.Choice(TARGETS), default="ssh", show_default=True)
+@click.option("--phase", help="Only this phase.")
+@click.option("--until", help="Up to and including this phase.")
+@click.option("-j", "--jobs", default=8, show_default=True, type=click.IntRange(1, 256),
+              help="Hosts worked on at once.")
+def apply_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on_first_use,
+              jump, jump_key, target, phase, until, jobs) -> None:
+    """Compile FILE and bring the inventory's hosts to its plan; resumes after a failure."""
+    from kubeforge.targets.deploy import apply, prepare
+
+    dep = prepare(file, inventory, build_dir, state_dir)
+    selection = _selection(limit, phase, until)
+    selection.validate(dep.plan)
+    report = apply(dep, _ssh(known_hosts, trust_on_first_use, jump, jump_key), selection,
+                   jobs, Console(stderr=True))
+    sys.exit(1 if report.failed else 0)
+
+
+@click.command("reset")
+@_common
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def reset_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on_first_use,
+              jump, jump_key, yes) -> None:
+    """Undo what apply did: kubeadm reset, services stopped and disabled, files removed."""
+    from kubeforge.targets.deploy import prepare
+    from kubeforge.targets.reset import reset
+
+    dep = prepare(file, inventory, build_dir, state_dir)
+    selection = _selection(limit)
+    selection.validate(dep.plan)
+    hosts = sorted(selection.limit) if selection.limit else [h.name for h in dep.plan.hosts]
+    if not yes:
+        click.confirm(f"Reset {', '.join(hosts)} of cluster {dep.plan.cluster}? This removes "
+                      "what apply placed and stops its services", abort=True)
+    outcome = reset(dep, _ssh(known_hosts, trust_on_first_use, jump, jump_key), hosts)
+    for host, error in outcome.items():
+        click.echo(f"{host}: {'reset' if not error else 'FAILED: ' + error}")
+    click.echo("iptables rules were left alone (kubeforge creates none)")
+    sys.exit(1 if any(outcome.values()) else 0)
+
+
+COMMANDS = (plan_cmd, apply_cmd, reset_cmd)

@@ -1,0 +1,188 @@
+"""From a .kf file and an inventory to a run: compile, map hosts, apply, record timings.
+
+Shared by the CLI and ``bench/deploy.py``. Plan hosts are the cluster's node names; each must
+be an inventory host of the same name (and the other way round), since the inventory is
+where the connection variables live.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from rich.console import Console
+
+from kubeforge.compiler.artifacts import write_atomic
+from kubeforge.compiler.build import compile_file, default_state_dir
+from kubeforge.compiler.inventory import InventoryProblem, load_inventory
+from kubeforge.compiler.plan import Plan
+from kubeforge.errors import KubeforgeError, UsageError
+from kubeforge.targets.base import CHANGED, FAILED, HostSpec, StepResult, Target, TargetError
+from kubeforge.targets.execute import Sessions, StepRunner
+from kubeforge.targets.progress import Progress, render_summary
+from kubeforge.targets.redact import redact
+from kubeforge.targets.runner import Selection, run_plan
+from kubeforge.targets.state import ApplyState
+
+
+class InventoryMismatch(UsageError):
+    """The inventory and the cluster disagree about which hosts exist."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    plan: Plan
+    build_root: Path
+    state_dir: Path
+    hosts: dict[str, HostSpec]
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir / "apply-state.json"
+
+    def load_state(self) -> ApplyState:
+        return ApplyState.load(self.state_path, self.plan.cluster)
+
+
+def map_hosts(plan: Plan, inventory: Path) -> dict[str, HostSpec]:
+    try:
+        hosts = load_inventory(inventory)
+    except InventoryProblem as problem:
+        hint = f" ({problem.hint})" if problem.hint else ""
+        raise UsageError(f"{inventory}:{problem.line}: {problem}{hint}") from None
+    by_name = {h.name: h for h in hosts}
+    planned = [h.name for h in plan.hosts]
+    missing = [n for n in planned if n not in by_name]
+    extra = [n for n in by_name if n not in planned]
+    if missing:
+        raise InventoryMismatch(
+            f"{inventory}: no inventory host for node(s) {', '.join(missing)} of cluster "
+            f"{plan.cluster}; add them (with ansible_host) under the group of their role")
+    if extra:
+        raise InventoryMismatch(
+            f"{inventory}: host(s) {', '.join(extra)} are not nodes of cluster {plan.cluster}; "
+            f"declare them in the cluster (nodes: {', '.join(planned)}) or remove them")
+    return {name: HostSpec.from_inventory(by_name[name]) for name in planned}
+
+
+def prepare(source: Path, inventory: Path, build_dir: Path,
+            state_dir: Path | None = None) -> Deployment:
+    """Compile ``source`` into ``build_dir`` and pair its plan with ``inventory``."""
+    if not Path(inventory).is_file():
+        raise UsageError(f"inventory {inventory} does not exist")
+    result = compile_file(source, build_dir, state_dir=state_dir)
+    plan = Plan.from_json((result.root / "plan.json").read_text())
+    state = Path(state_dir) if state_dir else default_state_dir(plan.cluster)
+    return Deployment(plan, result.root, state, map_hosts(plan, Path(inventory)))
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event, sessions: Sessions) -> Iterator[None]:
+    """SIGINT/SIGTERM: start nothing new and cut the running commands' connections, so the
+    run ends within seconds with its state saved. Only the main thread may set handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+        sessions.stop()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    results: tuple[StepResult, ...]
+    wall: float
+    interrupted: bool
+
+    @property
+    def failed(self) -> bool:
+        return self.interrupted or any(r.status == FAILED for r in self.results) or any(
+            r.status == "skipped" for r in self.results)
+
+    @property
+    def changes(self) -> int:
+        return sum(r.status == CHANGED for r in self.results)
+
+
+def _timings(dep: Deployment, report: ApplyReport, started: float) -> dict:
+    phases: dict[str, list[float]] = {}
+    for r in report.results:
+        if r.started:
+            span = phases.setdefault(r.phase, [r.started, r.started + r.seconds])
+            span[0], span[1] = min(span[0], r.started), max(span[1], r.started + r.seconds)
+    return {
+        "cluster": dep.plan.cluster,
+        "started": dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(),
+        "wall_seconds": round(report.wall, 3),
+        "interrupted": report.interrupted,
+        "phases": {p: round(phases[p][1] - phases[p][0], 3)
+                   for p in dep.plan.phases if p in phases},
+        "steps": [{"id": r.step_id, "host": r.host, "phase": r.phase, "status": r.status,
+                   "seconds": round(r.seconds, 3), "attempts": r.attempts}
+                  for r in report.results],
+    }
+
+
+def _log(dep: Deployment, report: ApplyReport, started: float) -> None:
+    """Append the run to apply.log: every step with its redacted output tails."""
+    lines = [f"== apply {dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat()} "
+             f"cluster {dep.plan.cluster}"]
+    for r in report.results:
+        code = "" if r.exit_code is None else f" exit={r.exit_code}"
+        lines.append(f"{r.status:9} {r.step_id} {r.seconds:.2f}s{code} {r.message}".rstrip())
+        lines += [f"    stderr| {line}" for line in r.stderr_tail]
+        lines += [f"    stdout| {line}" for line in r.stdout_tail]
+    dep.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(dep.state_dir / "apply.log", "a", encoding="utf-8") as fh:
+        fh.write(redact("\n".join(lines)) + "\n")
+
+
+def apply(dep: Deployment, target: Target, selection: Selection = Selection(), jobs: int = 8,
+          console: Console | None = None, live: bool | None = None) -> ApplyReport:
+    console = console or Console(stderr=True)
+    steps = selection.steps(dep.plan)
+    state = dep.load_state()
+    sessions = Sessions(target, dep.hosts)
+    runner = StepRunner(dep.plan, dep.build_root, state, sessions)
+    stop = threading.Event()
+    started, t0 = time.time(), time.monotonic()
+    try:
+        with _stop_on_signals(stop, sessions), Progress(steps, console, live) as view:
+            results = run_plan(dep.plan, steps, runner.run, state, jobs, view.started,
+                               view.finished, stop.is_set)
+    finally:
+        sessions.close()
+        target.close()
+    report = ApplyReport(tuple(results), time.monotonic() - t0, stop.is_set())
+    timings = _timings(dep, report, started)
+    write_atomic(dep.state_dir / "timings.json",
+                 (json.dumps(timings, indent=1) + "\n").encode(), 0o644)
+    _log(dep, report, started)
+    render_summary(list(results), report.wall, console)
+    if report.interrupted:
+        console.print("interrupted: run `kubeforge apply` again to resume", highlight=False)
+    return report
+
+
+def check_reachable(dep: Deployment, target: Target, hosts: list[str]) -> None:
+    """Open every host once (plan --probe): a host-key or auth problem is reported first."""
+    for name in hosts:
+        try:
+            target.open(dep.hosts[name]).close()
+        except TargetError as exc:
+            raise KubeforgeError(str(exc)) from None

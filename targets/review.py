@@ -1,0 +1,93 @@
+"""``kubeforge plan``: what an apply would change, per host and phase, without changing it.
+
+Without ``--probe`` the answer comes from the recorded apply state (a step is unchanged when
+it was applied with the same definition and no service input changed since); with
+``--probe`` every step's own check runs on the hosts, read-only. Always-run steps (read-only
+checks and waits) are counted as checks, not changes. Only step ids and paths are shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kubeforge.compiler.plan import Command, Step
+from kubeforge.targets.base import Target, TargetError
+from kubeforge.targets.deploy import Deployment
+from kubeforge.targets.execute import Sessions, StepRunner
+from kubeforge.targets.runner import Selection
+
+CHANGE, SAME, CHECK, BLOCKED = "change", "unchanged", "check", "blocked"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    step: Step
+    verdict: str
+    note: str = ""
+
+
+def _always(step: Step) -> bool:
+    return isinstance(step.action, Command) and step.check.kind == "none"
+
+
+def review(dep: Deployment, selection: Selection, target: Target | None = None) -> list[Verdict]:
+    steps = selection.steps(dep.plan)
+    state = dep.load_state()
+    if target is None:
+        return [Verdict(s, CHECK if _always(s) else
+                        SAME if state.is_done(s) and not state.needs_restart(s) else CHANGE)
+                for s in steps]
+    sessions = Sessions(target, dep.hosts)
+    runner = StepRunner(dep.plan, dep.build_root, state, sessions)
+    out = []
+    try:
+        for s in steps:
+            try:
+                missing = runner.missing_programs(s)
+                if missing:
+                    out.append(Verdict(s, BLOCKED, f"{missing[0]} is not installed"))
+                elif _always(s):
+                    out.append(Verdict(s, CHECK))
+                elif runner.satisfied(s, clean=False) and not state.needs_restart(s):
+                    out.append(Verdict(s, SAME))
+                else:
+                    out.append(Verdict(s, CHANGE))
+            except TargetError as exc:
+                out.append(Verdict(s, BLOCKED, str(exc)))
+    finally:
+        sessions.close()
+        target.close()
+    return out
+
+
+def as_dict(dep: Deployment, verdicts: list[Verdict], probed: bool) -> dict[str, Any]:
+    hosts: dict[str, dict[str, dict[str, Any]]] = {}
+    for v in verdicts:
+        phase = hosts.setdefault(v.step.host, {}).setdefault(
+            v.step.phase, {CHANGE: [], BLOCKED: [], SAME: 0, CHECK: 0})
+        if v.verdict in (CHANGE, BLOCKED):
+            phase[v.verdict].append({"step": v.step.id, "note": v.note} if v.note
+                                    else v.step.id)
+        else:
+            phase[v.verdict] += 1
+    return {"cluster": dep.plan.cluster, "probed": probed,
+            "changes": sum(v.verdict == CHANGE for v in verdicts),
+            "blocked": sum(v.verdict == BLOCKED for v in verdicts), "hosts": hosts}
+
+
+def render(report: dict[str, Any]) -> str:
+    basis = "probed on the hosts" if report["probed"] else "against the recorded apply state"
+    lines = [f"plan for cluster {report['cluster']} ({basis}): {report['changes']} steps would "
+             f"change" + (f", {report['blocked']} blocked" if report["blocked"] else "")]
+    for host, phases in report["hosts"].items():
+        lines.append(f"  [{host}]")
+        for phase, v in phases.items():
+            lines.append(f"    {phase}: {len(v[CHANGE])} to change, {v[SAME]} unchanged, "
+                         f"{v[CHECK]} checks" + (f", {len(v[BLOCKED])} blocked"
+                                                 if v[BLOCKED] else ""))
+            for item in v[CHANGE]:
+                lines.append(f"      ~ {item}")
+            for item in v[BLOCKED]:
+                lines.append(f"      ! {item['step']}: {item['note']}")
+    return "\n".join(lines)

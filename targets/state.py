@@ -1,0 +1,125 @@
+"""Per-cluster apply state: which steps completed, with which definition, and what changed.
+
+Kept in ``<state dir>/apply-state.json`` (the cluster's 0700 state directory) and rewritten
+atomically after every step, so a killed apply loses at most the step in flight. The state
+never decides on its own that a host is right (every step's check still runs); it answers
+what the hosts cannot:
+
+* a service must restart because a file it reads changed in an earlier, interrupted apply
+  (the upload now matches, so this apply alone would not know);
+* a step that is not safe to retry was started and never finished;
+* ``plan`` without ``--probe``: which steps are new or changed since the last apply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from kubeforge.compiler.artifacts import write_atomic
+from kubeforge.compiler.plan import Service, Step
+from kubeforge.errors import StateError
+
+FORMAT = "kubeforge-apply-state/1"
+DONE, STARTED, FAILED = "done", "started", "failed"
+
+
+def step_fingerprint(step: Step) -> str:
+    """Hash of what the step does (content hashes included); its prose does not count."""
+    data = step.to_dict()
+    data.pop("why", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    fingerprint: str
+    status: str
+    done_seq: int = 0  # sequence number of the last successful run
+    changed_seq: int = 0  # sequence number of the last run that changed the host (0: never)
+    seconds: float = 0.0
+
+
+class ApplyState:
+    def __init__(self, path: Path, cluster: str, seq: int = 0,
+                 steps: dict[str, StepRecord] | None = None) -> None:
+        self.path = path
+        self.cluster = cluster
+        self.seq = seq
+        self.steps: dict[str, StepRecord] = dict(steps or {})
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: Path, cluster: str) -> "ApplyState":
+        if not path.exists():
+            return cls(path, cluster)
+        try:
+            data = json.loads(path.read_text())
+            if data.get("format") != FORMAT or data.get("cluster") != cluster:
+                raise ValueError(f"format {data.get('format')!r}, cluster {data.get('cluster')!r}")
+            steps = {k: StepRecord(**v) for k, v in data["steps"].items()}
+            return cls(path, cluster, int(data["seq"]), steps)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StateError(f"{path} is not an apply state of cluster {cluster}: {exc}; move "
+                             "it away to start over (every step's check still runs)") from None
+
+    def _save(self) -> None:
+        data: dict[str, Any] = {"format": FORMAT, "cluster": self.cluster, "seq": self.seq,
+                                "steps": {k: vars(v) for k, v in sorted(self.steps.items())}}
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_atomic(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode(),
+                     0o600)
+
+    # -- queries --------------------------------------------------------------------------
+    def is_done(self, step: Step) -> bool:
+        rec = self.steps.get(step.id)
+        return rec is not None and rec.status == DONE and rec.fingerprint == step_fingerprint(step)
+
+    def was_interrupted(self, step: Step) -> bool:
+        rec = self.steps.get(step.id)
+        return rec is not None and rec.status == STARTED
+
+    def needs_restart(self, step: Step) -> bool:
+        """A service whose inputs changed after it last ran (in any apply)."""
+        if not isinstance(step.action, Service):
+            return False
+        own = self.steps.get(step.id)
+        last_run = own.done_seq if own and own.status == DONE else 0
+        return any(self.steps[r].changed_seq > last_run
+                   for r in step.action.restart_on if r in self.steps)
+
+    # -- updates (each one is saved at once) --------------------------------------------------
+    def mark_started(self, step: Step) -> None:
+        with self._lock:
+            old = self.steps.get(step.id)
+            self.steps[step.id] = replace(old, status=STARTED) if old else \
+                StepRecord(step_fingerprint(step), STARTED)
+            self._save()
+
+    def record(self, step: Step, *, ok: bool, changed: bool, seconds: float) -> None:
+        with self._lock:
+            self.seq += 1
+            old = self.steps.get(step.id) or StepRecord(step_fingerprint(step), FAILED)
+            if ok:
+                self.steps[step.id] = StepRecord(
+                    step_fingerprint(step), DONE, self.seq,
+                    self.seq if changed else old.changed_seq, round(seconds, 3))
+            else:
+                # A step that was started (not safe to retry) and then failed may have
+                # changed the host halfway: keep it marked as started.
+                status = STARTED if old.status == STARTED else FAILED
+                self.steps[step.id] = replace(old, status=status, seconds=round(seconds, 3))
+            self._save()
+
+    def forget_hosts(self, hosts: set[str], plan_steps: dict[str, Step]) -> None:
+        """After a reset: the hosts' steps are undone."""
+        with self._lock:
+            for step_id in list(self.steps):
+                step = plan_steps.get(step_id)
+                if step is None or step.host in hosts:
+                    del self.steps[step_id]
+            self._save()
