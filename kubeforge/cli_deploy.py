@@ -16,7 +16,7 @@ from rich.console import Console
 from kubeforge.errors import UsageError
 from kubeforge.targets.base import JumpHost, SshOptions
 
-TARGETS = ("ssh",)
+TARGETS = ("ssh", "ansible")
 
 
 def _common(fn):
@@ -101,8 +101,12 @@ def apply_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_o
     dep = prepare(file, inventory, build_dir, state_dir)
     selection = _selection(limit, phase, until)
     selection.validate(dep.plan)
-    report = apply(dep, _ssh(known_hosts, trust_on_first_use, jump, jump_key), selection,
-                   jobs, Console(stderr=True))
+    ssh = _ssh(known_hosts, trust_on_first_use, jump, jump_key)
+    if target == "ansible":  # the compiled ansible/ playbook through ansible-runner
+        from kubeforge.targets.ansible import apply as apply_ansible
+        report = apply_ansible(dep, ssh.options, selection, jobs, Console(stderr=True))
+    else:
+        report = apply(dep, ssh, selection, jobs, Console(stderr=True))
     sys.exit(1 if report.failed else 0)
 
 
