@@ -17,10 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from kubeforge.compiler.artifacts import write_atomic
 from kubeforge.targets import sandbox_daemon as daemon
 from kubeforge.targets import sandbox_docker as docker
-from kubeforge.targets.sandbox_files import (authorized_keys_tar, client_key, inventory_text,
-                                             known_hosts_text, write_private)
+from kubeforge.targets.sandbox_files import (
+    authorized_keys_tar,
+    client_key,
+    inventory_text,
+    known_hosts_text,
+)
 from kubeforge.targets.sandbox_image import ensure_image, image_exists, image_tag
 from kubeforge.targets.sandbox_run import SandboxError, have, locked, run
 
@@ -87,7 +92,7 @@ class Sandbox:
             raise SandboxError(f"sandbox: {self.dir / 'state.json'} is not valid JSON ({err})") from None
 
     def _save(self, state: dict) -> None:
-        write_private(self.state_path, (json.dumps(state, indent=2, sort_keys=True) + "\n").encode())
+        write_atomic(self.state_path, (json.dumps(state, indent=2, sort_keys=True) + "\n").encode(), 0o600)
 
     def hosts(self) -> list[SandboxHost]:
         return self.hosts_from(self._load())
@@ -154,11 +159,11 @@ class Sandbox:
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             keys = list(pool.map(lambda w: docker.host_keys(w[1]), wanted))
-        write_private(self.known_hosts, known_hosts_text(
+        write_atomic(self.known_hosts, known_hosts_text(
             {address: k for (_, _, address), k in zip(wanted, keys)}).encode(), 0o644)
         state["hosts"] = [{"name": h, "container": c, "address": a} for h, c, a in wanted]
         hosts = self.hosts_from(state)
-        write_private(self.inventory, inventory_text(hosts, self.key_path).encode(), 0o644)
+        write_atomic(self.inventory, inventory_text(hosts, self.key_path).encode(), 0o644)
         state["up_seconds"] = round(time.monotonic() - started, 1)
         self._save(state)
         return hosts

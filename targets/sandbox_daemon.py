@@ -17,7 +17,14 @@ import subprocess
 import time
 from pathlib import Path
 
-from kubeforge.targets.sandbox_run import RUN_DIR, MissingToolError, SandboxError, have, locked, run
+from kubeforge.targets.sandbox_run import (
+    RUN_DIR,
+    MissingToolError,
+    SandboxError,
+    have,
+    locked,
+    run,
+)
 
 RECORD = RUN_DIR / "dockerd.json"
 PIDFILE = RUN_DIR / "dockerd.pid"

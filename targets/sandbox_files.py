@@ -1,34 +1,21 @@
 """The files a sandbox hands to its users: the client key pair, known_hosts and the inventory.
 
-Everything is written atomically with its final mode, so a reader never sees a key file that
-is briefly world-readable or a half-written known_hosts.
+Everything is written atomically with its final mode (``write_atomic``), so a reader never
+sees a key file that is briefly world-readable or a half-written known_hosts.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import tarfile
-import tempfile
 from pathlib import Path
 
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from kubeforge.compiler.artifacts import write_atomic
 
 KEY_NAME = "id_ed25519"
-
-
-def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def client_key(directory: Path) -> tuple[Path, str]:
@@ -36,14 +23,14 @@ def client_key(directory: Path) -> tuple[Path, str]:
     private = directory / KEY_NAME
     if not private.exists():
         key = Ed25519PrivateKey.generate()
-        write_private(private, key.private_bytes(serialization.Encoding.PEM,
-                                                 serialization.PrivateFormat.OpenSSH,
-                                                 serialization.NoEncryption()))
+        write_atomic(private, key.private_bytes(serialization.Encoding.PEM,
+                                                serialization.PrivateFormat.OpenSSH,
+                                                serialization.NoEncryption()), 0o600)
     key = serialization.load_ssh_private_key(private.read_bytes(), password=None)
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
                                            serialization.PublicFormat.OpenSSH).decode()
     line = f"{public} kubeforge-sandbox\n"
-    write_private(directory / f"{KEY_NAME}.pub", line.encode(), 0o644)
+    write_atomic(directory / f"{KEY_NAME}.pub", line.encode(), 0o644)
     return private, line
 
 

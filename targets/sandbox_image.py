@@ -127,7 +127,7 @@ def debian_mirrors(apt_dir: Path = Path("/etc/apt")) -> list[str]:
         if match:
             entries.append((match[1], match[2], match[3].split("#")[0].strip()))
     for stanza in re.split(r"\n\s*\n", text):  # deb822 format
-        fields = dict(re.findall(r"^(\w[\w-]*):\s*(.*)$", stanza, re.M))
+        fields = dict(re.findall(r"^(\w[\w-]*):\s*(.*)$", stanza, re.MULTILINE))
         if "deb" in fields.get("Types", "").split() and "URIs" in fields:
             for uri in fields["URIs"].split():
                 for suite in fields.get("Suites", "").split():

@@ -27,16 +27,17 @@ class MissingToolError(SandboxError):
 def run(cmd: list[str], *, timeout: float = 60, check: bool = True, input: bytes | None = None,
         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run ``cmd`` capturing output; a non-zero exit (with ``check``) or a timeout raises."""
+    shown = " ".join(cmd[:4])
     try:
-        proc = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout,
+        proc = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout, check=False,
                               env={**os.environ, **env} if env else None)
     except FileNotFoundError:
         raise MissingToolError(f"sandbox: `{cmd[0]}` is not installed") from None
     except subprocess.TimeoutExpired:
-        raise SandboxError(f"sandbox: `{' '.join(cmd[:4])}` did not finish within {timeout:.0f} s") from None
+        raise SandboxError(f"sandbox: `{shown}` did not finish within {timeout:.0f} s") from None
     if check and proc.returncode != 0:
         lines = proc.stderr.decode(errors="replace").strip().splitlines() or ["(no stderr)"]
-        raise SandboxError(f"sandbox: `{' '.join(cmd[:4])}` failed (exit {proc.returncode}): {lines[-1]}")
+        raise SandboxError(f"sandbox: `{shown}` failed (exit {proc.returncode}): {lines[-1]}")
     return proc
 
 

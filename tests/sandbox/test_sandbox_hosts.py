@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from kubeforge.cli import main
 from kubeforge.targets import sandbox_daemon, sandbox_docker
 from kubeforge.targets.sandbox import Sandbox
 from kubeforge.targets.sandbox_run import out, run
+
+from kubeforge.cli import main
 
 paramiko = pytest.importorskip("paramiko")
 
@@ -182,8 +183,8 @@ def test_down_leaves_nothing_and_up_again_uses_the_cached_image(box):
         assert not sandbox_daemon._alive(state["dockerd"]["pid"])
         for name, change in state["dockerd"]["changed"].items():
             if name.startswith("net."):
-                path = "/proc/sys/" + name.replace(".", "/")
-                assert open(path).read().strip() == change["before"]
+                path = Path("/proc/sys") / name.replace(".", "/")
+                assert path.read_text().strip() == change["before"]
     assert str(box.dir) not in (sandbox_daemon._load() or {}).get("users", [])
 
     started = time.monotonic()

@@ -8,13 +8,17 @@ import tarfile
 import pytest
 import yaml
 from click.testing import CliRunner
-
-from kubeforge.cli import main
 from kubeforge.targets import sandbox_daemon, sandbox_image
 from kubeforge.targets.sandbox import Sandbox, SandboxHost
-from kubeforge.targets.sandbox_files import (authorized_keys_tar, client_key, inventory_text,
-                                             known_hosts_text)
+from kubeforge.targets.sandbox_files import (
+    authorized_keys_tar,
+    client_key,
+    inventory_text,
+    known_hosts_text,
+)
 from kubeforge.targets.sandbox_run import MissingToolError, SandboxError
+
+from kubeforge.cli import main
 
 
 def test_debian_mirrors_from_deb822_and_one_line_sources(tmp_path):
@@ -26,7 +30,8 @@ def test_debian_mirrors_from_deb822_and_one_line_sources(tmp_path):
         "Components: main\n")
     (tmp_path / "sources.list.d" / "vendor.list").write_text(
         "deb https://vendor.example/apt cloud-sdk-bookworm main\n")
-    (tmp_path / "sources.list").write_text("deb [arch=amd64] http://other.example/debian bookworm main contrib\n")
+    (tmp_path / "sources.list").write_text(
+        "deb [arch=amd64] http://other.example/debian bookworm main contrib\n")
     assert sandbox_image.debian_mirrors(tmp_path) == [
         "deb http://other.example/debian bookworm main contrib",
         "deb http://mirror.example/debian bookworm main",
