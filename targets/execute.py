@@ -117,11 +117,10 @@ class StepRunner:
 
     def _missing_message(self, step: Step, missing: tuple[str, ...]) -> str:
         before = _before(self.plan, step.phase)
-        stop = (f"run with --until {before}" if before else
-                f"leave it out with --limit")
-        return (f"{missing[0]} is not installed on {step.host}: {stop} on hosts without "
-                "Kubernetes packages, or set `install bundle path ...` (needed by "
-                f"{step.id})")
+        stop = (f"run with --until {before} on hosts without Kubernetes packages" if before
+                else "leave hosts without Kubernetes packages out with --limit")
+        return (f"{missing[0]} is not installed on {step.host}: {stop}, or set "
+                f"`install bundle path ...` (needed by {step.id})")
 
     # -- one step -------------------------------------------------------------------------
     def run(self, step: Step) -> StepResult:

@@ -98,14 +98,14 @@ def render_summary(results: list[StepResult], wall: float, console: Console) -> 
         console.print(f"[bold red]FAILED[/] host {r.host}  step {r.step_id}  {code}",
                       highlight=False)
         if r.message:
-            console.print(f"    {r.message}", highlight=False, markup=False)
+            console.print(f"    {r.message}", highlight=False, markup=False, soft_wrap=True)
         for line in r.stderr_tail or r.stdout_tail:
-            console.print(f"    | {line}", highlight=False, markup=False)
+            console.print(f"    | {line}", highlight=False, markup=False, soft_wrap=True)
     skipped = [r for r in results if r.status == SKIPPED]
     if skipped:
         console.print(f"{len(skipped)} steps not run because something they need failed or was "
                       f"not applied (first: {skipped[0].step_id}: {skipped[0].message})",
-                      highlight=False, markup=False)
+                      highlight=False, markup=False, soft_wrap=True)
     if not failures and not skipped:
         changed = counts[CHANGED]
         console.print("no changes" if not changed else f"{changed} changes", highlight=False)
