@@ -338,3 +338,29 @@ def test_become_runs_as_root_for_a_sudo_user(cluster):
         assert out.exit_code == 0 and out.stdout.split() == [b"root", b"root"]
     finally:
         target.close()
+
+
+def test_cut_ssh_connections_mid_apply_then_converge(cluster):
+    """After the reset: cut node1's SSH connections while the apply uploads to it (the run
+    reconnects or fails those steps), then a re-run converges with no temp file left."""
+    cmd = [sys.executable, "-m", "kubeforge", "apply", str(cluster.kf), "-i", str(cluster.inv),
+           "--known-hosts", str(cluster.box.known_hosts), "--until", "etcd", "--limit", LIMIT]
+    proc = subprocess.Popen(cmd, cwd=cluster.root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    container = cluster.hosts["node1"].container
+    cut = 0
+    while proc.poll() is None and cut < 3:
+        time.sleep(0.7)
+        cut += subprocess.run(["docker", "exec", container, "pkill", "-f", "sshd: root@notty"],
+                              capture_output=True).returncode == 0
+    out, err = proc.communicate(timeout=300)
+    cluster.outputs += [out, err]
+    cluster._clients.pop("node1").close()
+    assert cut >= 1, "no connection was cut"
+    proc = cluster.apply()
+    assert "FAILED" not in proc.stderr
+    assert "no changes" in cluster.apply().stderr
+    for name in ("node1", "node2", "node3"):
+        _, found = cluster.ssh(name, "find /etc /var/lib -name '*.kftmp' 2>/dev/null")
+        assert found.strip() == ""
+    assert cluster.etcdctl("endpoint", "health", "--cluster").returncode == 0
