@@ -23,6 +23,7 @@ EMITTERS: tuple[str, ...] = (
     "kubeforge.compiler.emit.etcd",
     "kubeforge.compiler.emit.kubeadm",
     "kubeforge.compiler.emit.manifests",
+    "kubeforge.compiler.emit.vagrant",
     "kubeforge.compiler.emit.plan",
     "kubeforge.compiler.emit.ansible",  # build-local files: the plan ignores them
 )

@@ -1,0 +1,142 @@
+"""From running Vagrant machines to an Ansible inventory and a known_hosts file.
+
+``vagrant ssh-config`` gives each machine's user, key and ssh endpoint, but turns host-key
+checking off; the keys in known_hosts are read from each machine's own
+``/etc/ssh/ssh_host_*_key.pub`` instead, over ``vagrant ssh``, so ``plan``, ``apply`` and
+``verify`` connect with host-key checking on.
+
+Which address the inventory uses: with the docker provider the declared address itself
+(port 22), since Vagrant's network for it is a bridge on this very machine; deploying to the
+declared addresses keeps the inventory identical in shape to one for real hosts. VirtualBox
+and libvirt machines are reached where ``vagrant ssh-config`` says (a forwarded port on
+127.0.0.1, or the management network), which works whatever the laptop's host-only setup is.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+import yaml
+
+from kubeforge.compiler.artifacts import write_atomic
+from kubeforge.compiler.inventory import GROUP_ROLES
+from kubeforge.compiler.ir import Cluster
+from kubeforge.targets.vagrant import QUERY_TIMEOUT, Machine, VagrantError, vagrant
+
+HOST_KEY_FILES = "cat /etc/ssh/ssh_host_*_key.pub"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    user: str
+    key_file: str
+
+    @property
+    def known_name(self) -> str:
+        """How OpenSSH and paramiko name the host in known_hosts."""
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+
+
+def ssh_endpoints(text: str, names: list[str]) -> dict[str, Endpoint]:
+    """Each machine's endpoint from ``vagrant ssh-config`` output."""
+    config = paramiko.SSHConfig.from_text(text)
+    found = {}
+    for name in names:
+        entry = config.lookup(name)
+        if "hostname" not in entry or entry["hostname"] == name or not entry.get("identityfile"):
+            raise VagrantError(f"`vagrant ssh-config` says nothing usable about {name}")
+        found[name] = Endpoint(entry["hostname"], int(entry.get("port", 22)),
+                               entry.get("user", "vagrant"), entry["identityfile"][0])
+    return found
+
+
+def parse_host_keys(name: str, text: str) -> list[str]:
+    """``type base64`` lines, each checked to be a public key paramiko can use."""
+    keys = []
+    for line in text.replace("\r", "").splitlines():
+        words = line.split()
+        if len(words) < 2 or not words[0].startswith(("ssh-", "ecdsa-")):
+            continue
+        try:
+            paramiko.PKey.from_type_string(words[0], base64.b64decode(words[1]))
+        except (ValueError, binascii.Error, paramiko.SSHException) as err:
+            raise VagrantError(f"{name}: unreadable host key {words[0]}: {err}") from None
+        keys.append(f"{words[0]} {words[1]}")
+    if not keys:
+        raise VagrantError(f"{name}: no SSH host keys in /etc/ssh/ssh_host_*_key.pub")
+    return keys
+
+
+def host_keys(root: Path, names: list[str]) -> dict[str, list[str]]:
+    """Every machine's public host keys, read from its filesystem; in parallel, since each
+    ``vagrant ssh`` pays Vagrant's start-up of a few seconds."""
+    def read(name: str) -> list[str]:
+        return parse_host_keys(name, vagrant(root, "ssh", name, "-c", HOST_KEY_FILES,
+                                             timeout=QUERY_TIMEOUT))
+
+    with ThreadPoolExecutor(max_workers=min(8, len(names) or 1)) as pool:
+        return dict(zip(names, pool.map(read, names)))
+
+
+def endpoints_for(cluster: Cluster, machines: list[Machine],
+                  ssh: dict[str, Endpoint]) -> dict[str, Endpoint]:
+    """The endpoint the inventory uses per node (see the module docstring)."""
+    by_name = {m.name: m for m in machines}
+    chosen = {}
+    for node in cluster.nodes:
+        endpoint = ssh[node.name]
+        if by_name[node.name].provider == "docker":
+            endpoint = Endpoint(str(node.address), 22, endpoint.user, endpoint.key_file)
+        chosen[node.name] = endpoint
+    return chosen
+
+
+def known_hosts_text(endpoints: dict[str, Endpoint], keys: dict[str, list[str]]) -> str:
+    lines = [f"{endpoints[name].known_name} {key}" for name in endpoints for key in keys[name]]
+    return "\n".join(lines) + "\n"
+
+
+def inventory_text(cluster: Cluster, endpoints: dict[str, Endpoint], known_hosts: Path) -> str:
+    """Ansible's YAML form: connection variables per host under ``all.hosts``, membership in
+    the kubeforge groups by role, and ssh options so plain ansible checks host keys too."""
+    hosts = {}
+    for node in cluster.nodes:
+        e = endpoints[node.name]
+        hosts[node.name] = {"ansible_host": e.host, "ansible_port": e.port, "ansible_user": e.user,
+                            "ansible_ssh_private_key_file": e.key_file}
+        if e.user != "root":
+            hosts[node.name]["ansible_become"] = True
+    children = {}
+    for group, role in GROUP_ROLES.items():
+        members = [n.name for n in cluster.nodes if role in n.roles]
+        if members:
+            children[group] = {"hosts": {name: None for name in members}}
+    doc = {"all": {
+        "vars": {"ansible_ssh_common_args": f"-o UserKnownHostsFile={known_hosts} "
+                                            "-o StrictHostKeyChecking=yes"},
+        "hosts": hosts,
+        "children": children,
+    }}
+    header = (f"# Vagrant machines of cluster {cluster.name}, written by `kubeforge vagrant "
+              f"inventory`.\n# Host keys: {known_hosts}\n")
+    return header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
+
+
+def write_inventory(root: Path, cluster: Cluster, machines: list[Machine], inventory: Path,
+                    known_hosts: Path) -> dict[str, Endpoint]:
+    """Query the running machines and write both files; returns the endpoints used."""
+    names = [n.name for n in cluster.nodes]
+    ssh = ssh_endpoints(vagrant(root, "ssh-config", timeout=QUERY_TIMEOUT), names)
+    keys = host_keys(root, names)
+    endpoints = endpoints_for(cluster, machines, ssh)
+    write_atomic(known_hosts, known_hosts_text(endpoints, keys).encode(), 0o644)
+    write_atomic(inventory, inventory_text(cluster, endpoints, known_hosts.absolute()).encode(),
+                 0o644)
+    return endpoints
