@@ -91,6 +91,7 @@ PHASE_BY_PREFIX: tuple[tuple[tuple[str, ...], str], ...] = (
 RUNTIME_SERVICES = {"containerd": "containerd", "cri-o": "crio"}
 RUNTIME_PACKAGES = {"containerd": "containerd", "cri-o": "cri-o"}
 RUNTIME_BINARIES = {"containerd": "containerd", "cri-o": "crio"}
+K8S_BINARIES = ("kubeadm", "kubelet", "kubectl", "crictl")
 #: Programs kubeforge expects to own the ports it checks (ss truncates names to 15 chars).
 PORT_OWNERS = ("etcd", "haproxy", "keepalived", "kube-apiserver", "kube-controller",
                "kube-proxy", "kube-scheduler", "kubelet")
@@ -131,6 +132,7 @@ class _Draft:
     needs: list[str]
     why: str
     chain: bool  # False: kept out of the host's phase chain (runs on a host for another)
+    requires: tuple[str, ...] = ()  # programs the step runs that a host may lack (kubeadm)
 
     @property
     def id(self) -> str:
@@ -143,8 +145,10 @@ class _Builder:
     drafts: dict[str, _Draft] = field(default_factory=dict)
 
     def add(self, host: str, phase: str, name: str, action: Action, check: Check = ALWAYS,
-            needs: Iterable[str] = (), why: str = "", chain: bool = True) -> str:
-        draft = _Draft(host, phase, name, action, check, list(dict.fromkeys(needs)), why, chain)
+            needs: Iterable[str] = (), why: str = "", chain: bool = True,
+            requires: tuple[str, ...] = ()) -> str:
+        draft = _Draft(host, phase, name, action, check, list(dict.fromkeys(needs)), why, chain,
+                       requires)
         if draft.id in self.drafts:
             raise PlanError(f"two plan steps are called {draft.id}")
         self.drafts[draft.id] = draft
@@ -164,7 +168,8 @@ class _Builder:
     def finish(self) -> Plan:
         self._chain_hosts()
         hosts = [PlanHost(n.name, str(n.address), n.roles) for n in self.cluster.nodes]
-        steps = [Step(d.id, d.host, d.phase, d.action, d.check, tuple(d.needs), d.why)
+        steps = [Step(d.id, d.host, d.phase, d.action, d.check, tuple(d.needs), d.why,
+                      requires=d.requires)
                  for d in self.drafts.values()]
         return Plan.ordered(self.cluster.name, hosts, steps)
 
@@ -425,8 +430,10 @@ class _PlanMaker:
         if k8s:
             binaries |= {"modprobe", "swapoff", "swapon", "sysctl"}
             if method == "preinstalled":
-                binaries |= {"kubeadm", "kubelet", "kubectl", "crictl",
-                             RUNTIME_BINARIES[self.c.runtime]}
+                # kubeadm, kubelet, kubectl and crictl are checked in the phase that runs
+                # them (see `kubeadm`), so `apply --until` can stop before that phase on
+                # hosts that do not have them yet.
+                binaries.add(RUNTIME_BINARIES[self.c.runtime])
             else:
                 binaries.add("apt-get")
                 if getattr(self.i.install, "keyring_url", None):
@@ -442,12 +449,6 @@ class _PlanMaker:
             shell=f'rc=0; for b in {names}; do command -v "$b" >/dev/null '
                   f'|| {{ echo "missing: $b"; rc=1; }}; done; exit $rc', timeout=10),
             why="fail before changing anything if a program a later step runs is missing")
-        if k8s and method == "preinstalled":
-            v = self.c.version
-            self.add(node, "preflight", "versions", Command(shell=_sh_and(
-                f"kubeadm version -o short | grep -qx v{v}",
-                f"kubelet --version | grep -qx 'Kubernetes v{v}'"), timeout=10),
-                why=f"`install preinstalled` promises kubeadm and kubelet v{v}")
         if k8s:
             self.add(node, "preflight", "swap", Command(
                 shell="! grep -q '^/dev/zram' /proc/swaps || { echo 'zram swap comes back at "
@@ -617,6 +618,15 @@ class _PlanMaker:
         config = next((p for p in configs if p.endswith(f"/{verb}.yaml")),
                       configs[0] if configs else f"{KUBEADM_DIR}/{verb}.yaml")
         ignores = self.preflight_ignores(node)
+        if self.i.install.method == "preinstalled":
+            v = self.c.version
+            needs = [*needs, self.add(node, phase, "kubernetes-binaries", Command(
+                shell=_sh_and(*(f"command -v {b} >/dev/null" for b in K8S_BINARIES),
+                              f"kubeadm version -o short | grep -qx v{v}",
+                              f"kubelet --version | grep -qx 'Kubernetes v{v}'"),
+                timeout=10), needs=self.ups(node, phase),
+                why=f"`install preinstalled` promises kubeadm and kubelet v{v}; checked here, "
+                    "not in preflight, so a run can stop before the kubeadm phases")]
         argv = ["kubeadm", verb, "--config", config]
         if ignores:
             argv.append("--ignore-preflight-errors=" + ",".join(i.check for i in ignores))
@@ -624,7 +634,7 @@ class _PlanMaker:
                         Command(argv=tuple(argv), timeout=900, retry_safe=False,
                                 ignore_preflight_errors=ignores),
                         check=probe(f"test -f {marker}"), needs=[*self.ups(node, phase), *needs],
-                        why=why)
+                        why=why, requires=("kubeadm", "kubelet"))
 
     def after_kubeadm(self, node: ClusterNode, step: str) -> list[str]:
         """Uploads and static-pod copies that must wait for the node's kubeadm step."""
