@@ -92,6 +92,9 @@ RUNTIME_SERVICES = {"containerd": "containerd", "cri-o": "crio"}
 RUNTIME_PACKAGES = {"containerd": "containerd", "cri-o": "cri-o"}
 RUNTIME_BINARIES = {"containerd": "containerd", "cri-o": "crio"}
 K8S_BINARIES = ("kubeadm", "kubelet", "kubectl", "crictl")
+#: How to tell that what a module provides is there, loaded or built into the kernel.
+KERNEL_FEATURES = {"overlay": "grep -qw overlay /proc/filesystems",
+                   "br_netfilter": "test -d /proc/sys/net/bridge"}
 #: Programs kubeforge expects to own the ports it checks (ss truncates names to 15 chars).
 PORT_OWNERS = ("etcd", "haproxy", "keepalived", "kube-apiserver", "kube-controller",
                "kube-proxy", "kube-scheduler", "kubelet")
@@ -521,10 +524,14 @@ class _PlanMaker:
             modules = ["overlay", "br_netfilter"]
         loaded = []
         if modules:
+            present = [KERNEL_FEATURES.get(m, f"test -d /sys/module/{m}") for m in modules]
             loaded = [self.add(node, "os-prepare", "modprobe", Command(
-                argv=("modprobe", "-a", *modules)),
-                check=probe(_sh_and(*(f"test -d /sys/module/{m}" for m in modules))),
-                needs=ups, why="load now what /etc/modules-load.d loads at boot")]
+                shell=" && ".join(f"{{ {test} || modprobe {m}; }}"
+                                  for m, test in zip(modules, present, strict=True)),
+                timeout=60),
+                check=probe(_sh_and(*present)), needs=ups,
+                why="load now what /etc/modules-load.d loads at boot; a feature built into "
+                    "the kernel (no module file to load) counts as loaded")]
         settings = [tuple(part.strip() for part in line.split("=", 1))
                     for line in self.conf_lines(node, "/etc/sysctl.d/") if "=" in line]
         if settings:
@@ -551,13 +558,8 @@ class _PlanMaker:
         needs = self.install(node, "runtime", self.i.install.packages, self.ups(node, "runtime"))
         service = RUNTIME_SERVICES[self.c.runtime]
         config = self.ups(node, "runtime", (f"/etc/{service}/", f"/etc/systemd/system/{service}"))
-        runtime = self.service(node, "runtime", service, needs, config,
-                               why="the kubelet and kubeadm talk to it over its CRI socket")
-        kubelet = self.ups(node, "runtime", ("/etc/default/kubelet", "/etc/systemd/system/kubelet",
-                                             "/var/lib/kubelet/"))
-        self.service(node, "runtime", "kubelet", [runtime], kubelet, state=None,
-                     why="enabled for boot; kubeadm starts it once /var/lib/kubelet/config.yaml "
-                         "exists (until then it restarts in a loop, as expected)")
+        self.service(node, "runtime", service, needs, config,
+                     why="the kubelet and kubeadm talk to it over its CRI socket")
 
     def loadbalancer(self, node: ClusterNode) -> None:
         lb = self.i.loadbalancer
@@ -627,6 +629,16 @@ class _PlanMaker:
                 timeout=10), needs=self.ups(node, phase),
                 why=f"`install preinstalled` promises kubeadm and kubelet v{v}; checked here, "
                     "not in preflight, so a run can stop before the kubeadm phases")]
+        kubelet = self.ups(node, "runtime", ("/etc/default/kubelet", "/etc/systemd/system/kubelet",
+                                             "/var/lib/kubelet/"))
+        runtime = [i for i in self.b.ids(node.name, "runtime") if i.endswith("/service-"
+                   + RUNTIME_SERVICES[self.c.runtime])]
+        needs = [*needs, self.service(
+            node, phase, "kubelet", [*needs, *runtime], kubelet, state=None,
+            why="enabled for boot right before kubeadm, which starts it once "
+                "/var/lib/kubelet/config.yaml exists (until then it restarts in a loop, as "
+                "expected); here rather than in runtime so a run can stop before the phases "
+                "that need Kubernetes packages")]
         argv = ["kubeadm", verb, "--config", config]
         if ignores:
             argv.append("--ignore-preflight-errors=" + ",".join(i.check for i in ignores))
