@@ -26,6 +26,7 @@ EMITTERS: tuple[str, ...] = (
     "kubeforge.compiler.emit.vagrant",
     "kubeforge.compiler.emit.plan",
     "kubeforge.compiler.emit.ansible",  # build-local files: the plan ignores them
+    "kubeforge.compiler.emit.verify",
 )
 
 

@@ -150,4 +150,5 @@ main.add_command(rbac)
 main.add_command(kubeconfig)
 from kubeforge.cli_sandbox import sandbox; main.add_command(sandbox)  # noqa: E402,E702
 from kubeforge.cli_deploy import COMMANDS as _deploy; [main.add_command(c) for c in _deploy]  # noqa: E402,E702,E501
+from kubeforge.cli_verify import verify; main.add_command(verify)  # noqa: E402,E702
 from kubeforge.cli_vagrant import vagrant; main.add_command(vagrant)  # noqa: E402,E702

@@ -123,10 +123,11 @@ class EventTranslator:
                     self.open[host] = _Open(self.steps[step_id], time.monotonic(), time.time())
                     self.view.started(self.steps[step_id])
             else:
-                self._outcome(event["event"], host, task, data)
+                self._outcome(event["event"], host, task, data, event.get("stdout", ""))
         return True
 
-    def _outcome(self, kind: str, host: str, task: str, data: dict[str, Any]) -> None:
+    def _outcome(self, kind: str, host: str, task: str, data: dict[str, Any],
+                 event_stdout: str) -> None:
         current = self.open.get(host)
         if current is None:
             return
@@ -134,7 +135,11 @@ class EventTranslator:
         probe = task.startswith("Probe ")
         if kind == "runner_on_ok" and not probe:
             step = current.step
-            if res.get("changed"):
+            # A no_log result is censored down to a notice; the callback's line still says
+            # "changed: [host]" or "ok: [host]".
+            changed = res.get("changed") if "censored" not in res else \
+                str(event_stdout).lstrip().startswith("changed")
+            if changed:
                 current.status = CHANGED
             elif isinstance(step.action, Command) and step.check.kind == "none":
                 current.status = OK

@@ -11,7 +11,7 @@ Layout (paths relative to the cluster's build directory)::
 How the plan's contract maps onto Ansible:
 
 * Order. Plays run one after another; a host's task file lists its steps in ``Plan.order()``,
-  so every need on the same host is met. A need on another host of the *same* phase starts a
+  so every need on the same host is met, and hosts run in parallel (``strategy: free``). A need on another host of the *same* phase starts a
   new play (a "wave"): the step waits for the wave that holds what it needs. Needs on earlier
   phases are met because phases are earlier plays.
 * Uploads are ``copy`` tasks whose ``src`` is the file in the build directory, never its
@@ -178,7 +178,9 @@ class _Translator:
                                 "daemon_reload": True}
         if svc.no_block:
             args["no_block"] = True
-        changed = " or ".join(f"{var_name(i)} is changed" for i in svc.restart_on)
+        # default({}): the registering step may be in a play this run skips (--phase/--until).
+        changed = " or ".join(f"({var_name(i)} | default({{}})) is changed"
+                              for i in svc.restart_on)
         tasks = [{"name": task_name(VERBS["service"], step.id),
                   "ansible.builtin.systemd_service": args}]
         if svc.state is not None:
@@ -276,6 +278,10 @@ def playbook(plan: Plan) -> tuple[list[dict[str, Any]], dict[str, list[dict[str,
                     *(t for s in steps for t in translate.tasks(s))]
             plays.append({
                 "name": f"Phase {play}", "hosts": ":".join(hosts), "gather_facts": False,
+                # Each host has its own task file; with the linear strategy Ansible would run
+                # those files one host after another. A wave holds no need across hosts, so
+                # hosts go at their own pace (etcd members must start together for a quorum).
+                "strategy": "free", "any_errors_fatal": True,
                 "tags": [phase],
                 "vars": {"kubeforge_build": "{{ playbook_dir }}/.."},
                 "tasks": [{"name": f"Steps of phase {play} on this host",

@@ -1,0 +1,127 @@
+"""``kubeforge verify``: the compiled ``verify/`` checks run against an inventory's hosts.
+
+pytest runs in a child process (the generated conftest and test modules are imported fresh,
+and xdist workers are processes anyway) with testinfra's paramiko backend. Hosts are reached
+through a generated ssh config (0600, in a private temp directory) that names each plan node
+with its address, user, key and known_hosts: the generated conftest rejects any host key not
+in that file. Results come back through pytest's JUnit XML, whose properties carry the node,
+check and phase of every row.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable
+
+from rich.console import Console
+from rich.table import Table
+
+from kubeforge.errors import KubeforgeError
+from kubeforge.targets.base import HostSpec
+from kubeforge.targets.redact import redact
+
+PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+STYLE = {PASSED: "green", FAILED: "bold red", SKIPPED: "dim"}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    node: str
+    check: str
+    phase: str
+    status: str
+    message: str = ""
+
+
+def ssh_config(hosts: dict[str, HostSpec], known_hosts: Path) -> str:
+    lines = []
+    for name, h in hosts.items():
+        lines += [f"Host {name}", f"  HostName {h.address}", f"  Port {h.port}",
+                  f"  User {h.user}", f"  UserKnownHostsFile {known_hosts.resolve()}",
+                  "  StrictHostKeyChecking yes"]
+        if h.key_file:
+            lines.append(f"  IdentityFile {Path(h.key_file).resolve()}")
+    return "\n".join(lines) + "\n"
+
+
+def pytest_args(suite: Path, hosts: dict[str, HostSpec], config: Path, report: Path,
+                until: str | None, phases: Iterable[str], preflight: bool,
+                jobs: int) -> list[str]:
+    args = [sys.executable, "-m", "pytest", str(suite), "-q", "-p", "no:cacheprovider",
+            "--rootdir", str(suite), f"--hosts={','.join(f'paramiko://{n}' for n in hosts)}",
+            f"--ssh-config={config}", f"--junitxml={report}", "-o", "junit_family=xunit1"]
+    if until:
+        args.append(f"--kf-until={until}")
+    args += [f"--kf-phase={p}" for p in phases]
+    if preflight:
+        args.append("--kf-preflight")
+    if any(h.needs_sudo for h in hosts.values()):
+        args.append("--sudo")  # 0600 keys are only readable as root
+    if jobs > 1:
+        args += ["-n", str(jobs)]  # one connection per host per worker; worth it from ~3 hosts
+    return args
+
+
+def parse_report(report: Path) -> list[CheckResult]:
+    results = []
+    for case in ET.parse(report).getroot().iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        status, message = PASSED, ""
+        for tag, kind in (("failure", FAILED), ("error", FAILED), ("skipped", SKIPPED)):
+            found = case.find(tag)
+            if found is not None:
+                status = kind
+                message = (found.get("message") or "").splitlines()[0] if found.get(
+                    "message") else ""
+                break
+        results.append(CheckResult(props.get("kf_node", "-"),
+                                   props.get("kf_check", case.get("name", "?")),
+                                   props.get("kf_phase", "-"), status, redact(message)[:240]))
+    return results
+
+
+def run_checks(build_root: Path, hosts: dict[str, HostSpec], known_hosts: Path, *,
+               until: str | None = None, phases: Iterable[str] = (), preflight: bool = False,
+               jobs: int = 0) -> list[CheckResult]:
+    suite = (build_root / "verify").resolve()  # pytest runs from a temp directory
+    if not (suite / "conftest.py").is_file():
+        raise KubeforgeError(f"{suite} holds no generated checks; compile the file first")
+    jobs = jobs or min(4, len(hosts), os.cpu_count() or 1)
+    with tempfile.TemporaryDirectory(prefix="kubeforge-verify-") as tmp:
+        config, report = Path(tmp) / "ssh_config", Path(tmp) / "report.xml"
+        config.write_text(ssh_config(hosts, known_hosts))
+        config.chmod(0o600)
+        proc = subprocess.run(pytest_args(suite, hosts, config, report, until, phases,
+                                          preflight, jobs),
+                              capture_output=True, text=True, cwd=tmp)
+        if not report.exists():
+            raise KubeforgeError("the checks did not run: "
+                                 + redact((proc.stdout + proc.stderr).strip())[-2000:])
+        return parse_report(report)
+
+
+def render(results: list[CheckResult], console: Console, show_passed: bool = True) -> None:
+    """One table per host: every check with its phase and outcome; then the totals."""
+    for node in sorted({r.node for r in results}):
+        table = Table(title=f"verify {node}", title_justify="left")
+        for column in ("check", "phase", "result", "detail"):
+            table.add_column(column)
+        for r in sorted((r for r in results if r.node == node), key=lambda r: r.check):
+            if r.status == PASSED and not show_passed:
+                continue
+            table.add_row(r.check, r.phase, f"[{STYLE[r.status]}]{r.status}[/]", r.message)
+        console.print(table)
+    counts = {s: sum(r.status == s for r in results) for s in (PASSED, FAILED, SKIPPED)}
+    console.print(f"{len(results)} checks: {counts[PASSED]} passed, {counts[FAILED]} failed, "
+                  f"{counts[SKIPPED]} skipped", highlight=False)
+
+
+def as_json(results: list[CheckResult]) -> dict:
+    return {"ok": not any(r.status == FAILED for r in results),
+            "checks": [asdict(r) for r in results]}
