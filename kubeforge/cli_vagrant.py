@@ -71,13 +71,14 @@ def up_cmd(file: Path, provider: str, build_dir: Path, state_dir: Path | None) -
     cluster = result.program.cluster
     with console.status(f"vagrant up --provider {provider} in {result.root}") as status:
         machines = up(result.root.absolute(), cluster, provider, _stream(console, status))
-    table = Table("machine", "provider", "state", "address", "roles", title=f"cluster {cluster.name}")
+    table = Table("machine", "provider", "state", "address", "roles",
+                  title=f"cluster {cluster.name}")
     for node, machine in zip(cluster.nodes, machines):
         table.add_row(node.name, machine.provider, machine.state, str(node.address),
                       " ".join(node.roles))
     console.print(table)
     console.print(f"up in {time.monotonic() - started:.0f} s; next: kubeforge vagrant inventory "
-                  f"{file} -o {result.root / 'vagrant-inventory.yaml'}", markup=False)
+                  f"{file}", markup=False, soft_wrap=True)
 
 
 @vagrant.command("destroy")
@@ -121,4 +122,4 @@ def inventory_cmd(file: Path, output: Path | None, known_hosts: Path | None,
     for name, endpoint in endpoints.items():
         console.print(f"{name}: {endpoint.user}@{endpoint.host}:{endpoint.port}", markup=False)
     console.print(f"wrote {inventory} and {known}; next: kubeforge apply {file} -i {inventory} "
-                  f"--known-hosts {known}", markup=False)
+                  f"--known-hosts {known}", markup=False, soft_wrap=True)

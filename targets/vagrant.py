@@ -129,10 +129,25 @@ def require_provider(provider: str) -> None:
                                  "apt-get install libvirt-daemon-system")
 
 
+def created(root: Path) -> dict[str, str]:
+    """Machine -> provider for the machines Vagrant has created (it keeps an ``id`` file per
+    machine under ``.vagrant/machines/<machine>/<provider>/`` until destroyed)."""
+    return {path.parent.parent.name: path.parent.name
+            for path in sorted((root / ".vagrant" / "machines").glob("*/*/id"))}
+
+
+def _provider_env(machines: dict[str, str]) -> dict[str, str]:
+    """For machines not created, Vagrant asks the default provider about them (libvirt when
+    its plugin is installed, even with no libvirt daemon); make that the provider in use."""
+    providers = sorted(set(machines.values()))
+    return {"VAGRANT_DEFAULT_PROVIDER": providers[0]} if len(providers) == 1 else {}
+
+
 def status(root: Path) -> list[Machine]:
     """Every machine of the Vagrantfile with its provider and state."""
     fields: dict[str, dict[str, str]] = {}
-    text = vagrant(root, "status", "--machine-readable", timeout=QUERY_TIMEOUT)
+    text = vagrant(root, "status", "--machine-readable", timeout=QUERY_TIMEOUT,
+                   env=_provider_env(created(root)))
     for line in text.splitlines():
         parts = line.split(",", 3)  # timestamp,target,type,data
         if len(parts) == 4 and parts[1] and parts[2] in ("provider-name", "state"):
@@ -143,6 +158,9 @@ def status(root: Path) -> list[Machine]:
 
 def require_running(root: Path, cluster: Cluster) -> list[Machine]:
     """The cluster's machines, all running; else an error naming those that are not."""
+    require_vagrant()
+    if not created(root):
+        raise VagrantError(f"no Vagrant machines in {root}; run `kubeforge vagrant up` first")
     machines = {m.name: m for m in status(root)}
     idle = [f"{n.name} ({machines[n.name].state if n.name in machines else 'unknown'})"
             for n in cluster.nodes if machines.get(n.name, Machine(n.name, "?", "?")).state
@@ -278,7 +296,9 @@ def up(root: Path, cluster: Cluster, provider: str, on_line: Lines) -> list[Mach
 def destroy(root: Path, on_line: Lines) -> list[str]:
     """Destroy every machine of the Vagrantfile in ``root`` and what ``up`` set up for them."""
     require_vagrant()
-    if not (root / "Vagrantfile").exists():
-        return [f"no Vagrantfile in {root}: nothing to destroy"]
-    vagrant(root, "destroy", "--force", timeout=DESTROY_TIMEOUT, on_line=on_line)
-    return ["machines destroyed", *release_docker(root)]
+    machines = created(root)
+    if not (root / "Vagrantfile").exists() or not machines:
+        return [f"no Vagrant machines in {root}", *release_docker(root)]
+    vagrant(root, "destroy", "--force", timeout=DESTROY_TIMEOUT, on_line=on_line,
+            env=_provider_env(machines))
+    return [f"destroyed {', '.join(sorted(machines))}", *release_docker(root)]

@@ -90,8 +90,18 @@ def test_unknown_provider_is_a_usage_error(tmp_path, fake_path):
     assert invoke(tmp_path, "up", "--provider", "vmware").exit_code == 2
 
 
+def make_machines(root, *names):
+    """What Vagrant leaves for each machine it created."""
+    for name in names:
+        (root / ".vagrant" / "machines" / name / "docker").mkdir(parents=True)
+        (root / ".vagrant" / "machines" / name / "docker" / "id").write_text("c0ffee")
+
+
 def test_inventory_refuses_machines_that_are_not_running(tmp_path, fake_path):
-    (tmp_path / "build" / "lab").mkdir(parents=True)
+    result = invoke(tmp_path, "inventory")
+    assert result.exit_code == 1
+    assert "no Vagrant machines in" in result.output  # never brought up
+    make_machines(tmp_path / "build" / "lab", "cp1", "w1")
     result = invoke(tmp_path, "inventory")
     assert result.exit_code == 1
     assert "machines not running: w1 (stopped)" in result.output
@@ -110,6 +120,14 @@ def test_driver_reports_failures_with_stderr(tmp_path, fake_path):
         vagrant(tmp_path, "fail", timeout=30)
 
 
+def test_destroy_without_machines_does_not_ask_vagrant(tmp_path, fake_path):
+    (tmp_path / "build" / "lab").mkdir(parents=True)
+    (tmp_path / "build" / "lab" / "Vagrantfile").write_text("")
+    (fake_path / "vagrant").write_text("#!/bin/sh\nexit 3\n")  # would fail if called
+    result = invoke(tmp_path, "destroy")
+    assert result.exit_code == 0 and "no Vagrant machines" in result.output
+
+
 def test_driver_kills_vagrant_on_timeout(tmp_path, fake_path):
     started = time.monotonic()
     with pytest.raises(VagrantError, match="did not finish within 1 s"):
@@ -118,6 +136,7 @@ def test_driver_kills_vagrant_on_timeout(tmp_path, fake_path):
 
 
 def test_require_running_lists_missing_machines(tmp_path, fake_path, load):
+    make_machines(tmp_path, "cp1", "w1")
     cluster = load(LAB.replace("node w1", "node w2 { address 10.61.0.22  role worker }\n  node w1")
                    ).cluster
     with pytest.raises(VagrantError, match=r"w2 \(unknown\), w1 \(stopped\)"):

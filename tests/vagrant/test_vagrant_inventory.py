@@ -88,8 +88,9 @@ def test_inventory_round_trips_through_the_deploy_loader(cluster, tmp_path):
     settings = hosts["lb2"].settings()
     assert settings["ansible_port"] == 2200 and settings["ansible_user"] == "vagrant"
     assert settings["ansible_become"] is True  # not root: sudo
-    assert f"UserKnownHostsFile={tmp_path / 'inv.known_hosts'}" in settings["ansible_ssh_common_args"]
-    assert "StrictHostKeyChecking=yes" in settings["ansible_ssh_common_args"]
+    ssh_args = settings["ansible_ssh_common_args"]
+    assert f"UserKnownHostsFile={tmp_path / 'inv.known_hosts'}" in ssh_args
+    assert "StrictHostKeyChecking=yes" in ssh_args
 
 
 def test_known_hosts_uses_the_inventory_names_and_real_keys():

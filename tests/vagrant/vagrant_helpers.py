@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,7 +23,6 @@ def vagrantfile(source: Path) -> str:
 
 def run_vagrant(root: Path, *args: str, env: dict[str, str] | None = None,
                 timeout: float = 120) -> subprocess.CompletedProcess:
-    import os
-
     return subprocess.run(["vagrant", *args], cwd=root, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "VAGRANT_NO_COLOR": "1", **(env or {})})
+                          timeout=timeout,
+                          env={**os.environ, "VAGRANT_NO_COLOR": "1", **(env or {})})
