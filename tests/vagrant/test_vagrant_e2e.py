@@ -135,10 +135,6 @@ def test_verify_passes_on_the_deployed_machines(lab):
     ours = [c for c in report["checks"] if c["node"] in DEPLOYED]  # cp1 was left out
     failed = [c for c in ours if c["status"] == "failed"]
     assert not failed, failed
-    if ours and all(c["status"] == "skipped" for c in ours):
-        # `kubeforge verify` is still being built by another engineer: when it skips every
-        # check ("node lb1 is not among --hosts"), say so rather than pass or fail.
-        pytest.xfail(f"kubeforge verify ran no checks: {ours[0]['message']}")
     assert sum(c["status"] == "passed" for c in ours) >= 10, ours
 
 
