@@ -136,9 +136,9 @@ class EventTranslator:
         if kind == "runner_on_ok" and not probe:
             step = current.step
             # A no_log result is censored down to a notice; the callback's line still says
-            # "changed: [host]" or "ok: [host]".
-            changed = res.get("changed") if "censored" not in res else \
-                str(event_stdout).lstrip().startswith("changed")
+            # "changed: [host]" or "ok: [host]" (after the TASK header with strategy free).
+            changed = res.get("changed") if "censored" not in res else any(
+                line.startswith("changed: [") for line in str(event_stdout).splitlines())
             if changed:
                 current.status = CHANGED
             elif isinstance(step.action, Command) and step.check.kind == "none":
