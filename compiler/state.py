@@ -110,7 +110,11 @@ class StateDir:
         if data is None:
             return None
         try:
-            return serialization.load_pem_private_key(data, password=None)
+            # The RSA consistency check costs ~60 ms a key and every compile reads dozens;
+            # these keys were made by kubeforge and sit in a 0700 directory, and every use
+            # still checks the key against its certificate's public key.
+            return serialization.load_pem_private_key(data, password=None,
+                                                      unsafe_skip_rsa_key_validation=True)
         except (ValueError, TypeError) as err:
             # The exception text from cryptography never includes key bytes, but keep the
             # message ours anyway.

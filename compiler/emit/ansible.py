@@ -218,12 +218,15 @@ class _Dumper(yaml.SafeDumper):
         super().increase_indent(flow, False)
 
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present
+
+
 def _dump(doc: Any) -> str:
     # width 120 folds long shell strings at single spaces, which YAML reads back unchanged,
     # so lines stay under ansible-lint's limit; key order is the one ansible-lint wants.
     text = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
                      width=120, explicit_start=True)
-    if yaml.safe_load(text) != doc:
+    if yaml.load(text, Loader=_Loader) != doc:  # noqa: S506 - a safe loader
         raise PlanError("the generated playbook does not read back as written")
     return text
 
