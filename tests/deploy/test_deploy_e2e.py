@@ -9,7 +9,6 @@ The tests share one deployed cluster and run in file order.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import paramiko
 import pytest
+
+from tests.deploy.host_shell import HostShell
 
 pytestmark = pytest.mark.e2e
 
@@ -67,7 +68,7 @@ class Cluster:
         self.build = root / "build" / "sbx"
         self.state = root / ".kubeforge" / "sbx"
         self.outputs: list[str] = []
-        self._clients: dict[str, paramiko.SSHClient] = {}
+        self.ssh = HostShell(box)
 
     def cli(self, *args: str, check: int | None = 0) -> subprocess.CompletedProcess:
         cmd = [sys.executable, "-m", "kubeforge", *args, str(self.kf), "-i", str(self.inv),
@@ -81,17 +82,6 @@ class Cluster:
     def apply(self, *extra: str, check: int | None = 0) -> subprocess.CompletedProcess:
         return self.cli("apply", "--until", "etcd", "--limit", LIMIT, *extra, check=check)
 
-    def ssh(self, host: str, script: str) -> tuple[int, str]:
-        if host not in self._clients:
-            client = paramiko.SSHClient()
-            client.load_host_keys(str(self.box.known_hosts))
-            client.connect(self.hosts[host].address, username="root",
-                           key_filename=str(self.box.key_path), look_for_keys=False,
-                           allow_agent=False, timeout=10)
-            self._clients[host] = client
-        _, out, _ = self._clients[host].exec_command(script, timeout=60)
-        text = out.read().decode()
-        return out.channel.recv_exit_status(), text
 
     def etcdctl(self, *args: str, endpoints: str | None = None) -> subprocess.CompletedProcess:
         pki = self.build / "nodes/node1/etc/kubernetes/pki/etcd"
@@ -114,8 +104,7 @@ def cluster(sandbox, tmp_path_factory):
                     "rm -rf /var/lib/etcd/member /etc/kubernetes /etc/default/etcd "
                     "/etc/systemd/system/etcd.service; pkill -f kf-backend; true")
     yield c
-    for client in c._clients.values():
-        client.close()
+    c.ssh.close()
 
 
 def test_tampered_host_key_is_refused(cluster, tmp_path):
@@ -360,7 +349,7 @@ def test_cut_ssh_connections_mid_apply_then_converge(cluster):
                               capture_output=True).returncode == 0
     out, err = proc.communicate(timeout=300)
     cluster.outputs += [out, err]
-    cluster._clients.pop("node1").close()
+    cluster.ssh.forget("node1")  # the cut took the test's own session to node1 too
     assert cut >= 1, "no connection was cut"
     proc = cluster.apply()
     assert "FAILED" not in proc.stderr

@@ -9,8 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import paramiko
 import pytest
+
+from tests.deploy.host_shell import HostShell
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +45,7 @@ class Stacked:
             "    control_plane:\n      hosts:\n"
             + "".join(f"        {n}: {{ansible_host: {a[n]}}}\n" for n in CPS)
             + f"    workers:\n      hosts:\n        node6: {{ansible_host: {a['node6']}}}\n")
-        self.clients: dict[str, paramiko.SSHClient] = {}
+        self.ssh = HostShell(box)
 
     def apply(self, *extra: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -52,17 +53,6 @@ class Stacked:
              "--known-hosts", str(self.box.known_hosts), *extra],
             cwd=self.root, capture_output=True, text=True, timeout=300)
 
-    def ssh(self, host: str, script: str) -> tuple[int, str]:
-        if host not in self.clients:
-            client = paramiko.SSHClient()
-            client.load_host_keys(str(self.box.known_hosts))
-            client.connect(self.hosts[host].address, username="root",
-                           key_filename=str(self.box.key_path), look_for_keys=False,
-                           allow_agent=False, timeout=10)
-            self.clients[host] = client
-        _, out, _ = self.clients[host].exec_command(script, timeout=60)
-        text = out.read().decode()
-        return out.channel.recv_exit_status(), text
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +69,7 @@ def stacked(sandbox, tmp_path_factory):
     yield s
     for name in (*CPS, "node6"):
         s.ssh(name, "systemctl disable --now haproxy keepalived 2>/dev/null; true")
-    for client in s.clients.values():
-        client.close()
+    s.ssh.close()
 
 
 def test_control_planes_hold_the_shared_pki_and_workers_none(stacked):
