@@ -19,6 +19,7 @@ from cryptography import x509
 
 from kubeforge.compiler.artifacts import Artifact, BuildContext
 from kubeforge.compiler.emit.ansible import plan_of
+from kubeforge.compiler.emit.plan import KERNEL_FEATURES
 from kubeforge.compiler.emit.render import render_template
 from kubeforge.compiler.ir import Cluster, ClusterNode
 from kubeforge.compiler.plan import Command, Plan, Service, Upload
@@ -111,7 +112,10 @@ def _uploads(plan: Plan, nodes: dict[str, ClusterNode], sources: dict[str, Artif
                 t.add("node", "SYSCTLS", step.phase, step.host, key.strip(), value.strip())
         elif up.path.startswith("/etc/modules-load.d/") and not up.secret:
             for module in _settings(art.content):
-                t.add("node", "MODULES", step.phase, step.host, module)
+                # The plan's own test: a feature built into the kernel has no /sys/module
+                # entry (br_netfilter, overlay on many kernels) and still counts as loaded.
+                t.add("node", "MODULES", step.phase, step.host, module,
+                      KERNEL_FEATURES.get(module, f"test -d /sys/module/{module}"))
 
 
 def _services(plan: Plan, nodes: dict[str, ClusterNode], t: _Tables) -> None:
