@@ -113,7 +113,8 @@ def render(results: list[CheckResult], console: Console, show_passed: bool = Tru
     for node in sorted({r.node for r in results}):
         table = Table(title=f"verify {node}", title_justify="left")
         for column in ("check", "phase", "result", "detail"):
-            table.add_column(column)
+            # Fold rather than cut with an ellipsis: the end of a check's name is the path.
+            table.add_column(column, overflow="fold")
         for r in sorted((r for r in results if r.node == node), key=lambda r: r.check):
             if r.status == PASSED and not show_passed:
                 continue
