@@ -33,8 +33,8 @@ CLEAN = ("systemctl disable --now etcd haproxy keepalived containerd 2>/dev/null
          "/etc/modules-load.d/k8s.conf; systemctl daemon-reload; true")
 
 
-def clean(cluster: Cluster, hosts=HOSTS) -> None:
-    for name in hosts:
+def clean(cluster: Cluster) -> None:
+    for name in HOSTS:
         cluster.ssh(name, CLEAN)
 
 
