@@ -31,7 +31,7 @@ def check_program(p: Program, diags: Collector) -> None:
         _check_selector(w, diags)
         pod_volumes: dict[str, Span] = {}
         for c in (*w.containers, *w.init_containers):
-            _check_ports(c, diags)
+            _unique_ports(c.ports, f"`{c.name}`", diags)
             for env in c.env:
                 if env.ref_kind not in ("config", "secret"):
                     continue
@@ -93,19 +93,8 @@ def check_program(p: Program, diags: Collector) -> None:
                         s.span, "pod labels are " + ", ".join(f"{k}={v}" for k, v in target.labels))
         container_names = {p_.name for c in target.containers for p_ in c.ports if p_.name}
         container_numbers = {p_.port for c in target.containers for p_ in c.ports}
-        seen_ports: dict[tuple[int, str], Span] = {}
-        seen_names: set[str] = set()
+        _unique_ports(s.ports, f"service `{s.name}`", diags)
         for port in s.ports:
-            key = (port.port, port.protocol)
-            if key in seen_ports:
-                diags.error("E107", f"service `{s.name}` declares port {port.port}/{port.protocol} twice",
-                            port.span)
-            seen_ports[key] = port.span
-            if port.name:
-                if port.name in seen_names:
-                    diags.error("E107", f"service `{s.name}` port name `{port.name}` is used twice",
-                                port.span)
-                seen_names.add(port.name)
             if isinstance(port.target, str) and port.target not in container_names:
                 diags.error("E107", f"target port `{port.target}` is not a named port of "
                             f"`{target.name}`", port.span, did_you_mean(port.target, container_names))
@@ -202,18 +191,19 @@ def _check_selector(w: Workload, diags: Collector) -> None:
             break
 
 
-def _check_ports(c, diags: Collector) -> None:
-    seen: dict[tuple[int, str], Span] = {}
+def _unique_ports(ports, where: str, diags: Collector) -> None:
+    """Container or service ports: each number/protocol and each name once."""
+    seen: set[tuple[int, str]] = set()
     names: set[str] = set()
-    for port in c.ports:
+    for port in ports:
         key = (port.port, port.protocol)
         if key in seen:
-            diags.error("E107", f"port {port.port}/{port.protocol} is declared twice in `{c.name}`",
+            diags.error("E107", f"port {port.port}/{port.protocol} is declared twice in {where}",
                         port.span)
-        seen.setdefault(key, port.span)
+        seen.add(key)
         if port.name:
             if port.name in names:
-                diags.error("E107", f"port name `{port.name}` is used twice in `{c.name}`", port.span)
+                diags.error("E107", f"port name `{port.name}` is used twice in {where}", port.span)
             names.add(port.name)
 
 
