@@ -104,7 +104,6 @@ class Cluster:
     feature_gates: tuple[tuple[str, bool], ...] = ()
     os: str = "debian12"
     endpoint_span: Span = NO_SPAN
-    inventory_path: Optional[str] = None
 
     @property
     def minor(self) -> int:
@@ -320,11 +319,6 @@ class Workload:
     concurrency: Optional[str] = None
     disruption: Optional[Disruption] = None
     grace_seconds: Optional[int] = None
-    service_name: Optional[str] = None  # StatefulSet governing (headless) service
-
-    @property
-    def pod_labels(self) -> KV:
-        return self.labels
 
 
 # ============================================================================ other objects

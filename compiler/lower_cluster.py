@@ -65,7 +65,6 @@ class ClusterLowerer(Lowerer):
             etcd=etcd, loadbalancer=lb, pki=pki, nodes=nodes, install=install,
             token_ttl_seconds=ttl, feature_gates=tuple(sorted(gates)), os=os_name,
             endpoint_span=endpoint_span,
-            inventory_path=str(by_kind["nodes_from"].value().py) if "nodes_from" in by_kind else None,
         )
         self._check(cluster, by_kind)
         return cluster if version is not None else None

@@ -99,11 +99,6 @@ def unquote(text: str) -> str:
     return "".join(out)
 
 
-def quote(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{escaped}"'
-
-
 def is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)

@@ -23,8 +23,8 @@ from kubeforge.compiler.artifacts import write_atomic
 from kubeforge.compiler.build import compile_file, default_state_dir
 from kubeforge.compiler.inventory import InventoryProblem, load_inventory
 from kubeforge.compiler.plan import Plan
-from kubeforge.errors import KubeforgeError, UsageError
-from kubeforge.targets.base import CHANGED, FAILED, HostSpec, StepResult, Target, TargetError
+from kubeforge.errors import UsageError
+from kubeforge.targets.base import CHANGED, FAILED, HostSpec, StepResult, Target
 from kubeforge.targets.execute import Sessions, StepRunner
 from kubeforge.targets.progress import Progress, render_summary
 from kubeforge.targets.redact import redact
@@ -177,12 +177,3 @@ def apply(dep: Deployment, target: Target, selection: Selection = Selection(), j
     if report.interrupted:
         console.print("interrupted: run `kubeforge apply` again to resume", highlight=False)
     return report
-
-
-def check_reachable(dep: Deployment, target: Target, hosts: list[str]) -> None:
-    """Open every host once (plan --probe): a host-key or auth problem is reported first."""
-    for name in hosts:
-        try:
-            target.open(dep.hosts[name]).close()
-        except TargetError as exc:
-            raise KubeforgeError(str(exc)) from None

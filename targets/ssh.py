@@ -16,12 +16,10 @@ import select
 import shlex
 import threading
 import time
-from pathlib import Path
 
 import paramiko
 
-from kubeforge.targets.base import (CommandOutput, ConnectionLost, HostSpec, JumpHost,
-                                    SshOptions, StepTimeout, TargetError)
+from kubeforge.targets.base import (CommandOutput, ConnectionLost, HostSpec, SshOptions, StepTimeout, TargetError)
 
 #: Extra seconds we wait beyond a step's timeout for the remote ``timeout`` to report.
 GRACE = 10.0
@@ -65,7 +63,6 @@ class SshSession:
         self.host = host
         self._client = client
         self._jump = jump
-        self._has_timeout: bool | None = None
 
     def _wrap(self, script: str, timeout: float) -> str:
         inner = shlex.quote(script)

@@ -498,7 +498,6 @@ class _PlanMaker:
 
     def os_prepare(self, node: ClusterNode) -> None:
         ups = self.ups(node, "os-prepare")
-        needs = list(ups)
         install = self.i.install
         if node in self.k8s and getattr(install, "keyring_url", None):
             key = self.add(node, "os-prepare", "apt-key", Command(
@@ -508,9 +507,9 @@ class _PlanMaker:
                 timeout=120), check=probe(f"test -s {install.keyring}"), needs=ups,
                 why="the pkgs.k8s.io repository key (the source list was uploaded above)")
             known = f"apt-cache madison kubeadm | grep -q ' {install.version}-'"
-            needs = [self.add(node, "os-prepare", "apt-update",
-                              Command(argv=("apt-get", "update"), timeout=300),
-                              check=probe(known), needs=[key])]
+            self.add(node, "os-prepare", "apt-update",
+                     Command(argv=("apt-get", "update"), timeout=300),
+                     check=probe(known), needs=[key])
         if node in self.k8s:
             self.add(node, "os-prepare", "swap-off", Command(
                 shell=r"swapoff -a && sed -Ei '/^[^#]\S*\s+\S+\s+swap\s/s/^/# /' /etc/fstab",
