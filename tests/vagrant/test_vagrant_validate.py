@@ -4,6 +4,8 @@ provider block ignored (-p), and for libvirt where its plugin is installed."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kubeforge.targets.sandbox_files import client_key
@@ -13,6 +15,19 @@ from tests.vagrant.vagrant_helpers import needs_vagrant, run_vagrant, vagrantfil
 pytestmark = needs_vagrant
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.kf"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def docker_daemon(tmp_path_factory):
+    """Vagrant's docker provider asks the daemon whether it is usable even to validate, so
+    these tests hold one (the sandbox's shared daemon, started if none answers) instead of
+    depending on an end-to-end test having started it earlier in the session."""
+    from kubeforge.targets import sandbox_daemon as daemon
+
+    user = str(tmp_path_factory.mktemp("vagrant-validate"))
+    daemon.acquire(user, Path(user) / "dockerd.log")
+    yield
+    daemon.release(user)
 
 
 def _validate(root, *args, provider=None):
