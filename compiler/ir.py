@@ -79,6 +79,7 @@ class PkiSettings:
 class Install:
     method: str = "packages"  # packages | preinstalled | bundle
     path: Optional[str] = None
+    span: Optional[Span] = None  # the `path` clause (or the statement): bundle errors point here
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,9 @@ class Cluster:
     feature_gates: tuple[tuple[str, bool], ...] = ()
     os: str = "debian12"
     endpoint_span: Span = NO_SPAN
+    cgroups: str = "v2"  # v1: the hosts use cgroup v1, accepted on purpose (see docs)
+    hosts: str = "machines"  # containers: the nodes are containers (kernel settings shared)
+    cgroups_span: Span = NO_SPAN
 
     @property
     def minor(self) -> int:

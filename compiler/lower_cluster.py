@@ -12,7 +12,7 @@ from kubeforge.compiler.ir import (Cluster, ClusterNode, Install, LoadBalancer, 
 from kubeforge.dsl.ast import Node, is_ip
 from kubeforge.dsl.diagnostics import Span
 
-SUPPORTED_MINORS = range(30, 36)  # Kubernetes 1.30 .. 1.35
+SUPPORTED_MINORS = range(30, 38)  # Kubernetes 1.30 .. 1.37
 RUNTIMES = ("containerd", "cri-o")
 CNIS = ("calico", "flannel", "cilium", "none")
 ETCD_TOPOLOGIES = ("stacked", "external")
@@ -23,6 +23,8 @@ INSTALL_METHODS = ("packages", "preinstalled", "bundle")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 OSES = ("debian12", "ubuntu2204", "ubuntu2404")
 LB_DEPLOY = ("services", "static-pods")
+CGROUPS = ("v2", "v1")
+HOST_KINDS = ("machines", "containers")
 
 DEFAULT_PODS = ipaddress.ip_network("10.244.0.0/16")
 DEFAULT_SERVICES = ipaddress.ip_network("10.96.0.0/12")
@@ -57,6 +59,9 @@ class ClusterLowerer(Lowerer):
             for key, value in self.kv(by_kind["feature_gates"]):
                 gates.append((key, value == "true"))
         os_name = self._enum(by_kind.get("os"), OSES, "operating system", "debian12")
+        cgroups_stmt = by_kind.get("cgroups")
+        cgroups = self._enum(cgroups_stmt, CGROUPS, "cgroup version", "v2")
+        hosts = self._enum(by_kind.get("hosts_kind"), HOST_KINDS, "kind of hosts", "machines")
         cluster = Cluster(
             # An invalid version is already reported; the other checks still run.
             name=name, version=version or "0.0.0", span=stmt.span, endpoint_host=endpoint_host,
@@ -64,7 +69,8 @@ class ClusterLowerer(Lowerer):
             node_cidr=nodes_net, domain=domain, runtime=runtime, cni=cni, cni_version=cni_version,
             etcd=etcd, loadbalancer=lb, pki=pki, nodes=nodes, install=install,
             token_ttl_seconds=ttl, feature_gates=tuple(sorted(gates)), os=os_name,
-            endpoint_span=endpoint_span,
+            endpoint_span=endpoint_span, cgroups=cgroups, hosts=hosts,
+            cgroups_span=cgroups_stmt.span if cgroups_stmt is not None else stmt.span,
         )
         self._check(cluster, by_kind)
         return cluster if version is not None else None
@@ -89,7 +95,7 @@ class ClusterLowerer(Lowerer):
             return None
         if parts[0] != "1" or int(parts[1]) not in SUPPORTED_MINORS:
             self.error("E113", f"Kubernetes {text} is not supported", value.span,
-                       "kubeforge supports 1.30 to 1.35")
+                       "kubeforge supports 1.30 to 1.37")
             return None
         return text
 
@@ -295,11 +301,19 @@ class ClusterLowerer(Lowerer):
         path = str(path_clause.value().py) if path_clause else None
         if method == "bundle" and path is None:
             self.error("E115", "`install bundle` needs a path", stmt.span,
-                       'add `path "bundles/k8s-1.31"`: a directory with the .deb files')
-        return Install(method, path)
+                       'add `path "bundle"`: a directory made by `kubeforge bundle build`')
+        return Install(method, path, (path_clause or stmt).span)
 
     # -- cluster-wide checks -----------------------------------------------------------------
     def _check(self, c: Cluster, by_kind: dict[str, Node]) -> None:
+        if c.cgroups == "v1":
+            # Kubernetes 1.31 put cgroup v1 in maintenance mode; 1.35 made the kubelet refuse
+            # it unless failCgroupV1 is false (KEP-5573), and its removal is announced.
+            self.warn("W150", "cgroup v1 hosts: the kubelet runs with `failCgroupV1: false` "
+                              "and kubeadm's SystemVerification preflight check is skipped",
+                      c.cgroups_span, "cgroup v1 support is deprecated upstream and will be "
+                                      "removed; move the hosts to cgroup v2 (systemd "
+                                      "`systemd.unified_cgroup_hierarchy=1`)")
         net_stmt = by_kind.get("network")
         net_span = net_stmt.span if net_stmt else c.span
         nets = [("pod", c.pod_cidr), ("service", c.service_cidr)]

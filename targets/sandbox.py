@@ -20,6 +20,7 @@ from pathlib import Path
 from kubeforge.compiler.artifacts import write_atomic
 from kubeforge.targets import sandbox_daemon as daemon
 from kubeforge.targets import sandbox_docker as docker
+from kubeforge.targets import sandbox_kernel as kernel
 from kubeforge.targets.sandbox_files import (
     authorized_keys_tar,
     client_key,
@@ -128,6 +129,9 @@ class Sandbox:
         if previous.get("started") and previous.get("pid") == info["pid"]:
             info = previous  # this sandbox started that very daemon earlier
         state["dockerd"] = info
+        self._save(state)
+        # Recorded before any host starts: a host's kubelet needs these from its first boot.
+        state["kernel"] = {**state.get("kernel", {}), **kernel.acquire(str(self.dir))}
         self._save(state)
 
         if not image_exists(image_tag()):
@@ -243,6 +247,8 @@ class Sandbox:
                     done.append(f"removed iptables rule {' '.join(rule)}")
             if state.get("dockerd"):
                 done.append(daemon.release(str(self.dir)))
+            if "kernel" in state:
+                done.append(kernel.release(str(self.dir)))
             for path in (self.known_hosts, self.inventory, self.state_path):
                 path.unlink(missing_ok=True)
             return done

@@ -15,12 +15,27 @@ from kubeforge.targets.sandbox_run import SandboxError, out, run
 
 LABEL, DIR_LABEL = "kubeforge.sandbox", "kubeforge.sandbox.dir"
 
+# What a host needs so that containerd, runc and the kubelet work inside it (each found on a
+# real sandbox host, see docs/sandbox.md):
+# - docker's default seccomp profile blocks keyctl, and runc joins a session keyring;
+# - the kubelet's OOM watcher reads /dev/kmsg: the device, and CAP_SYSLOG to open it;
+# - containerd's overlayfs snapshotter cannot mount on the host's own overlay root, so its
+#   state lives on an anonymous volume (the machine's file system), removed with the host;
+# - the network sysctls kubeadm's preflight wants are per network namespace and /proc/sys is
+#   read-only inside, so docker sets them when it makes the namespace.
+KUBELET_FLAGS = ("--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+                 "--cap-add", "SYSLOG",
+                 "--device", "/dev/kmsg", "--volume", "/var/lib/containerd",
+                 "--sysctl", "net.ipv4.ip_forward=1",
+                 "--sysctl", "net.ipv4.conf.all.route_localnet=1")
+
 # systemd as PID 1 without --privileged (CAP_SYS_RESOURCE is missing on these machines, so
 # --privileged fails) and with a private cgroup namespace: sharing the machine's cgroup tree
 # (--cgroupns=host -v /sys/fs/cgroup) would remount it read-only for everyone.
 RUN_FLAGS = ("--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW", "--cap-add", "SYS_ADMIN",
              "--cgroupns=private", "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
-             "--stop-signal", "SIGRTMIN+3", "--env", "container=docker")
+             "--stop-signal", "SIGRTMIN+3", "--env", "container=docker",
+             *KUBELET_FLAGS)
 
 
 def inspect(kind: str, name: str) -> dict | None:
@@ -95,7 +110,7 @@ def create_host(container: str, hostname: str, network: str, address: str, image
     run(["docker", "create", "--name", container, "--hostname", hostname,
          "--network", network, "--ip", address, "--network-alias", hostname,
          "--label", f"{LABEL}={sandbox}", "--label", f"{DIR_LABEL}={directory}",
-         *RUN_FLAGS, image, "/sbin/init"], timeout=60)
+         *RUN_FLAGS, image], timeout=60)
     install_key(container, authorized_keys_tar)
     run(["docker", "start", container], timeout=60)
 

@@ -22,7 +22,7 @@ REPOSITORY = "kubeforge-sandbox"
 PACKAGES = (
     "openssh-server,python3,sudo,iproute2,iputils-ping,procps,curl,ca-certificates,"
     "etcd-server,etcd-client,haproxy,keepalived,containerd,runc,iptables,systemd,systemd-sysv,"
-    "dbus,kmod"
+    "dbus,kmod,conntrack,socat,ethtool,ebtables,util-linux,mount"
 )
 # Debian enables these at install; the deploy under test must be what enables them.
 DISABLED_UNITS = ("etcd.service", "haproxy.service", "keepalived.service", "containerd.service")
@@ -37,6 +37,21 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 UseDNS no
 """
+
+# PID 1 of every host. Docker mounts the cgroup v1 controllers read-only inside a container
+# that is not --privileged (which these machines refuse: CAP_SYS_RESOURCE is missing); a
+# bind remount with SYS_ADMIN makes them writable, and it must happen before systemd starts so
+# systemd, containerd and the kubelet see writable hierarchies. On cgroup v2 the loop finds
+# nothing to do.
+INIT_WRAPPER = """\
+#!/bin/sh
+# kubeforge sandbox: make the cgroup v1 controllers writable, then boot systemd.
+for dir in /sys/fs/cgroup/*; do
+  [ -d "$dir" ] && [ ! -L "$dir" ] && mount -o remount,bind,rw "$dir" 2>/dev/null
+done
+exec /sbin/init "$@"
+"""
+INIT = "/usr/local/sbin/kubeforge-init"
 
 # Runs before sshd so that every host has its own keys, made on its own first boot.
 HOSTKEYS_UNIT = """\
@@ -78,6 +93,9 @@ cat > "$root"/etc/systemd/system/kubeforge-hostkeys.service <<'EOF'
 {HOSTKEYS_UNIT}EOF
 cat > "$root"/etc/systemd/system/kubeforge-noroute.service <<'EOF'
 {NOROUTE_UNIT}EOF
+cat > "$root"{INIT} <<'EOF'
+{INIT_WRAPPER}EOF
+chmod 0755 "$root"{INIT}
 chroot "$root" systemctl enable kubeforge-hostkeys.service kubeforge-noroute.service
 chroot "$root" systemctl disable {' '.join(DISABLED_UNITS)}
 chroot "$root" systemctl mask {' '.join(MASKED_UNITS)}
@@ -94,7 +112,7 @@ DPKG_OPTIONS = ("path-exclude=/usr/share/man/*", "path-exclude=/usr/share/doc/*"
 
 def recipe() -> dict:
     return {"suite": SUITE, "variant": "minbase", "packages": PACKAGES,
-            "customize": CUSTOMIZE, "dpkg": DPKG_OPTIONS, "cmd": "/sbin/init"}
+            "customize": CUSTOMIZE, "dpkg": DPKG_OPTIONS, "cmd": INIT}
 
 
 def image_tag() -> str:
@@ -155,7 +173,7 @@ def build_image(tag: str, log: Path) -> float:
         if proc.returncode != 0:
             last = (proc.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
             raise SandboxError(f"sandbox: mmdebstrap failed (exit {proc.returncode}, log {log}): {last}")
-        run(["docker", "import", "--change", 'CMD ["/sbin/init"]',
+        run(["docker", "import", "--change", f'CMD ["{INIT}"]',
              "--change", "LABEL kubeforge.sandbox.image=1", str(rootfs), tag], timeout=300)
     return time.monotonic() - started
 

@@ -26,7 +26,8 @@ SYSCTLS = (
 
 #: kubeadm's ``constants.PauseVersion`` per minor; the runtime's sandbox image must match it
 #: or kubeadm warns and the kubelet pulls a second pause image.
-PAUSE_VERSIONS = {30: "3.9", 31: "3.10", 32: "3.10", 33: "3.10", 34: "3.10.1", 35: "3.10.1"}
+PAUSE_VERSIONS = {30: "3.9", 31: "3.10", 32: "3.10", 33: "3.10", 34: "3.10.1", 35: "3.10.1", 36: "3.10.1",
+                  37: "3.10.2"}  # 37: `kubeadm config images list` of v1.37.2
 
 KUBERNETES_PACKAGES = ("kubeadm", "kubelet", "kubectl")
 RUNTIME_PACKAGES = {"containerd": ("containerd",), "cri-o": ("cri-o",)}

@@ -119,7 +119,9 @@ def node_registration(cluster: Cluster, node: ClusterNode) -> dict[str, Any]:
     return {
         "name": node.name,
         "criSocket": cri_socket(cluster),
-        "imagePullPolicy": "IfNotPresent",
+        # A bundle imported every image kubeadm needs: a pull would mean a wrong tag, and on
+        # an offline host it would hang until kubeadm's timeout, so it is refused outright.
+        "imagePullPolicy": "Never" if cluster.install.method == "bundle" else "IfNotPresent",
         "taints": node_taints(node),
         "kubeletExtraArgs": extra_args(cluster, flags),
     }
@@ -204,6 +206,8 @@ def kubelet_configuration(cluster: Cluster) -> dict[str, Any]:
         "rotateCertificates": True,
         "failSwapOn": True,
     }
+    if cluster.cgroups == "v1":
+        doc["failCgroupV1"] = False  # the kubelet refuses cgroup v1 hosts by default from 1.35
     if cluster.feature_gates:
         doc["featureGates"] = dict(cluster.feature_gates)
     return doc
@@ -217,6 +221,11 @@ def kube_proxy_configuration(cluster: Cluster) -> dict[str, Any]:
         "mode": "iptables",
         "clusterCIDR": str(cluster.pod_cidr),
     }
+    if cluster.hosts == "containers":
+        # The conntrack table size and its TCP timeouts are machine-wide kernel settings a
+        # container cannot write: 0 leaves them as they are (what kind does for the same case).
+        doc["conntrack"] = {"maxPerCore": 0, "tcpEstablishedTimeout": "0s",
+                            "tcpCloseWaitTimeout": "0s"}
     if cluster.feature_gates:
         doc["featureGates"] = dict(cluster.feature_gates)
     return doc

@@ -453,6 +453,7 @@ class _PlanMaker:
                   f'|| {{ echo "missing: $b"; rc=1; }}; done; exit $rc', timeout=10),
             why="fail before changing anything if a program a later step runs is missing")
         if k8s:
+            self.cgroup_check(node)
             self.add(node, "preflight", "swap", Command(
                 shell="! grep -q '^/dev/zram' /proc/swaps || { echo 'zram swap comes back at "
                       "boot (zram-generator): remove it first'; exit 1; }", timeout=10),
@@ -600,8 +601,24 @@ class _PlanMaker:
         paths = {a.host_path for a in self.i.files.get(node.name, [])}
         return "healthcheck-client" if f"{ETCD_PKI}/healthcheck-client.crt" in paths else "peer"
 
+    def cgroup_check(self, node: ClusterNode) -> None:
+        """The host's cgroup version against the cluster's `cgroups` statement: from 1.35 the
+        kubelet refuses cgroup v1 unless told otherwise, so this fails before any change."""
+        if self.c.cgroups == "v1" or self.c.minor < 35:
+            return
+        self.add(node, "preflight", "cgroup-v2", Command(
+            shell='[ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] || { echo "this host uses '
+                  f'cgroup v1, which the kubelet of Kubernetes 1.{self.c.minor} refuses; move '
+                  'it to cgroup v2, or declare `cgroups v1` in the cluster (deprecated '
+                  'upstream)"; exit 1; }', timeout=10),
+            why="the kubelet refuses cgroup v1 hosts from 1.35 (failCgroupV1 defaults to true)")
+
     def preflight_ignores(self, node: ClusterNode) -> tuple[PreflightIgnore, ...]:
         ignores = []
+        if self.c.cgroups == "v1":
+            ignores.append(PreflightIgnore(
+                "SystemVerification", "the cluster declares `cgroups v1`: kubeadm's system "
+                                      "verification reports cgroup v1 as an error"))
         if node.is_control_plane and node.cpus is not None and node.cpus < MIN_CPUS:
             ignores.append(PreflightIgnore("NumCPU", f"node {node.name} declares {node.cpus} "
                                                      f"CPU, kubeadm wants {MIN_CPUS}"))

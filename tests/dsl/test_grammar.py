@@ -58,6 +58,8 @@ CASES: dict[str, str] = {
     "token_ttl": "cluster lab { token_ttl 24h }",
     "feature_gates": "cluster lab { feature_gates { SomeGate = true } }",
     "os": "cluster lab { os ubuntu2404 }",
+    "cgroups": "cluster lab { cgroups v1 }",
+    "hosts_kind": "cluster lab { hosts containers }",
     "namespace": ns(""),
     "config": ns('config app { LOG_LEVEL = "debug"  workers = 4 }'),
     "entry": ns('config app { "app.properties" = "a=b" }'),
