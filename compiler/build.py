@@ -15,6 +15,7 @@ from kubeforge.dsl.diagnostics import Diagnostic, DiagnosticError, Span
 #: Emitters in the order they run; a later emitter may read what an earlier one put in
 #: ``ctx.shared`` (the PKI bundle) or ``ctx.artifacts`` (the plan lists every file).
 EMITTERS: tuple[str, ...] = (
+    "kubeforge.compiler.emit.bundle",  # first: a bad bundle is refused before anything else
     "kubeforge.compiler.emit.pki",
     "kubeforge.compiler.emit.kubeconfig",
     "kubeforge.compiler.emit.rbac",
@@ -22,6 +23,7 @@ EMITTERS: tuple[str, ...] = (
     "kubeforge.compiler.emit.loadbalancer",
     "kubeforge.compiler.emit.etcd",
     "kubeforge.compiler.emit.kubeadm",
+    "kubeforge.compiler.emit.cni",
     "kubeforge.compiler.emit.manifests",
     "kubeforge.compiler.emit.vagrant",
     "kubeforge.compiler.emit.plan",

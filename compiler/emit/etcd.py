@@ -34,7 +34,8 @@ PEER_PORT = 2380
 METRICS_PORT = 2381
 ENV_FILE = "/etc/default/etcd"
 UNIT_FILE = "/etc/systemd/system/etcd.service"
-BINARY = "/usr/bin/etcd"
+BINARY = "/usr/bin/etcd"  # Debian's etcd-server
+BUNDLE_BINARY = "/usr/local/bin/etcd"  # `install bundle`: kubeforge bundle's etcd
 
 
 @dataclass(frozen=True)
@@ -122,11 +123,13 @@ def emit(ctx: BuildContext) -> list[Artifact]:
                 node_file(node.name, ENV_FILE, env),
                 node_file(node.name, UNIT_FILE, render_template(
                     "etcd.service.j2", name=node.name, cluster=cluster.name,
-                    env_file=ENV_FILE, binary=BINARY)),
+                    env_file=ENV_FILE,
+                    binary=BUNDLE_BINARY if cluster.install.method == "bundle" else BINARY)),
             ]
     names = tuple(n.name for n in members)
     if cluster.etcd == "external":
-        ctx.shared["etcd"] = EtcdPlan("external", names, ("etcd-server", "etcd-client"), ("etcd",))
+        packages = () if cluster.install.method == "bundle" else ("etcd-server", "etcd-client")
+        ctx.shared["etcd"] = EtcdPlan("external", names, packages, ("etcd",))
     else:
         ctx.shared["etcd"] = EtcdPlan("stacked", names)
     return artifacts

@@ -34,8 +34,6 @@ RUNTIME_PACKAGES = {"containerd": ("containerd",), "cri-o": ("cri-o",)}
 KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
 APT_SOURCE = "/etc/apt/sources.list.d/kubernetes.list"
 APT_PIN = "/etc/apt/preferences.d/kubernetes"
-#: Where the plan copies a local package bundle (``install bundle path "..."``) on each node.
-BUNDLE_DIR = "/var/cache/kubeforge/bundle"
 
 
 @dataclass(frozen=True)
@@ -48,8 +46,6 @@ class InstallPlan:
     repository: str | None = None  # packages: the pkgs.k8s.io repository of the minor
     keyring: str | None = None  # packages: where the repository's key goes (dearmored)
     keyring_url: str | None = None  # packages: the armored key to fetch into `keyring`
-    bundle_source: str | None = None  # bundle: the local directory with the .deb files
-    bundle_dir: str | None = None  # bundle: where it is copied on each node
 
 
 def pause_image(cluster: Cluster) -> str:
@@ -67,15 +63,13 @@ def install_plan(cluster: Cluster) -> InstallPlan:
         repo = repository_url(cluster)
         return InstallPlan(method, cluster.version, runtime + KUBERNETES_PACKAGES, repo,
                            KEYRING, repo + "Release.key")
-    if method == "bundle":
-        return InstallPlan(method, cluster.version, runtime + KUBERNETES_PACKAGES,
-                           bundle_source=cluster.install.path, bundle_dir=BUNDLE_DIR)
+    # `bundle`: the plan uploads the bundle's binaries and images (compiler/emit/plan_bundle).
     return InstallPlan(method, cluster.version, ())
 
 
 def runtime_files(cluster: Cluster) -> list[tuple[str, str]]:
     common = {"cluster": cluster.name, "version": cluster.version,
-              "pause_image": pause_image(cluster)}
+              "pause_image": pause_image(cluster), "containers": cluster.hosts == "containers"}
     if cluster.runtime == "containerd":
         return [("/etc/containerd/config.toml",
                  render_template("containerd-config.toml.j2", **common))]

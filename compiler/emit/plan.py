@@ -35,6 +35,8 @@ from types import SimpleNamespace
 from typing import Any, Iterable
 
 from kubeforge.compiler.artifacts import Artifact, BuildContext
+from kubeforge.compiler.emit import plan_bundle
+from kubeforge.compiler.emit.cni import REMOTE_CNI
 from kubeforge.compiler.emit.kubeadm import url_host
 from kubeforge.compiler.ir import Cluster, ClusterNode
 from kubeforge.compiler.plan import (ALWAYS, PHASES, Action, Check, Command, Plan, PlanError,
@@ -48,8 +50,6 @@ KUBEADM_DIR = "/etc/kubernetes/kubeadm"
 MANIFESTS_DIR = "/etc/kubernetes/manifests"
 STAGING_DIR = "/etc/kubernetes/kubeforge/static-pods"
 REMOTE_WORKLOADS = "/etc/kubernetes/kubeforge/manifests"
-REMOTE_CNI = "/etc/kubernetes/kubeforge/cni"
-BUNDLE_DIR = "/var/cache/kubeforge/bundle"
 ETCD_PKI = "/etc/kubernetes/pki/etcd"
 #: Written by `kubeadm init` itself; init preflight refuses to run again once it exists.
 INIT_MARKER = f"{MANIFESTS_DIR}/kube-apiserver.yaml"
@@ -84,7 +84,8 @@ PHASE_BY_PREFIX: tuple[tuple[tuple[str, ...], str], ...] = (
     (("/etc/etcd/", "/etc/default/etcd", "/etc/systemd/system/etcd", "/var/lib/etcd"), "etcd"),
     (("/etc/containerd/", "/etc/crio/", "/etc/crictl.yaml", "/etc/systemd/system/containerd",
       "/etc/systemd/system/crio", "/etc/systemd/system/kubelet", "/etc/default/kubelet",
-      "/var/lib/kubelet/", "/etc/cni/", "/opt/cni/", BUNDLE_DIR + "/"), "runtime"),
+      "/var/lib/kubelet/", "/etc/cni/", "/opt/cni/", "/usr/local/bin/", "/usr/local/sbin/",
+      plan_bundle.IMAGES_DIR + "/"), "runtime"),
     (("/etc/kubernetes/",), "pki"),  # kubeconfigs travel with the certificates they embed
 )
 
@@ -202,7 +203,7 @@ class _Inputs:
 
     files: dict[str, list[Artifact]]  # node -> artifacts placed on it
     workloads: list[Artifact]  # manifests/NN-*.yaml at the build root
-    bundle: list[Artifact]  # bundle/... copied from `install bundle path`
+    bundle: Any  # compiler.emit.bundle.BundleInput of `install bundle path`, or None
     install: Any
     loadbalancer: Any
     etcd: Any
@@ -214,7 +215,7 @@ class _Inputs:
 
 def _inputs(cluster: Cluster, artifacts: Iterable[Artifact], shared: dict[str, Any]) -> _Inputs:
     files: dict[str, list[Artifact]] = {}
-    workloads, bundle, seen = [], [], set()
+    workloads, seen = [], set()
     known = {n.name for n in cluster.nodes}
     for art in artifacts:
         if art.path in seen:  # write_artifacts refuses conflicting duplicates
@@ -226,14 +227,12 @@ def _inputs(cluster: Cluster, artifacts: Iterable[Artifact], shared: dict[str, A
             files.setdefault(art.node, []).append(art)
         elif re.fullmatch(r"manifests/[^/]+\.ya?ml", art.path):
             workloads.append(art)
-        elif art.path.startswith("bundle/"):
-            bundle.append(art)
     workloads.sort(key=lambda a: a.path)  # NN- prefixes give the apply order
 
     method = cluster.install.method
     install = shared.get("install") or SimpleNamespace(
         method=method, version=cluster.version, keyring=None, keyring_url=None,
-        bundle_dir=BUNDLE_DIR, packages=() if method == "preinstalled" else (
+        packages=() if method in ("preinstalled", "bundle") else (
             RUNTIME_PACKAGES[cluster.runtime], "kubeadm", "kubelet", "kubectl"))
     lb = shared.get("loadbalancer")
     if lb is None:
@@ -250,7 +249,7 @@ def _inputs(cluster: Cluster, artifacts: Iterable[Artifact], shared: dict[str, A
         topology=cluster.etcd, nodes=tuple(n.name for n in cluster.etcd_nodes),
         packages=("etcd-server", "etcd-client") if cluster.etcd == "external" else (),
         services=("etcd",) if cluster.etcd == "external" else ())
-    return _Inputs(files, workloads, bundle, install, lb, etcd,
+    return _Inputs(files, workloads, shared.get("bundle"), install, lb, etcd,
                    dict(shared.get("node_labels_after_join") or {}))
 
 
@@ -330,16 +329,6 @@ class _PlanMaker:
                 else:
                     self.uploads.setdefault((node.name, phase), []).append(
                         self.b.upload(node.name, phase, art, path))
-        for art in self.i.bundle:
-            name = art.path.removeprefix("bundle/")
-            if name.startswith("cni/"):
-                self.uploads.setdefault((self.first.name, "cni"), []).append(self.b.upload(
-                    self.first.name, "cni", art, f"{REMOTE_CNI}/{name.removeprefix('cni/')}"))
-            else:
-                for node in self.k8s:
-                    path = f"{self.i.install.bundle_dir or BUNDLE_DIR}/{name}"
-                    self.uploads.setdefault((node.name, "runtime"), []).append(
-                        self.b.upload(node.name, "runtime", art, path))
         for art in self.i.workloads:
             # Secret manifests stay 0600 on the host as in the build directory.
             secret = art.secret or re.search(rb"(?m)^kind:\s*Secret\s*$", art.content) is not None
@@ -364,11 +353,8 @@ class _PlanMaker:
                 needs: list[str], quiet_start: bool = False) -> list[str]:
         """apt-get install of ``packages`` unless the method is `preinstalled`; returns the
         step ids later steps of the phase need."""
-        debs = [a.path for a in (self.b.drafts[i].action for i in needs)
-                if isinstance(a, Upload) and a.path.endswith(".deb")]
-        # A bundle's file names (name_version_arch.deb) say what it installs.
-        packages = tuple(packages) or tuple(PurePosixPath(d).name.split("_")[0] for d in debs)
-        if not packages or self.i.install.method == "preinstalled":
+        packages = tuple(packages)
+        if not packages or self.i.install.method in ("preinstalled", "bundle"):
             return needs
         version = self.i.install.version
         pinned = {"kubeadm", "kubelet", "kubectl"}
@@ -376,10 +362,8 @@ class _PlanMaker:
                   if p in pinned else
                   f"dpkg-query -W -f='${{db:Status-Status}}' {p} 2>/dev/null | grep -qx installed"
                   for p in packages]
-        command = f"{APT_INSTALL} {' '.join(debs or packages)}"
-        if debs:
-            why = "installs the .deb files of the bundle copied above"
-        elif pinned.intersection(packages):
+        command = f"{APT_INSTALL} {' '.join(packages)}"
+        if pinned.intersection(packages):
             why = f"apt prefers {version} as pinned in /etc/apt/preferences.d"
         else:
             why = "distribution packages; the configuration uploaded above is kept"
@@ -437,6 +421,8 @@ class _PlanMaker:
                 # them (see `kubeadm`), so `apply --until` can stop before that phase on
                 # hosts that do not have them yet.
                 binaries.add(RUNTIME_BINARIES[self.c.runtime])
+            elif method == "bundle":
+                binaries |= {"mount", "iptables"}  # the kubelet's and kube-proxy's own needs
             else:
                 binaries.add("apt-get")
                 if getattr(self.i.install, "keyring_url", None):
@@ -444,7 +430,8 @@ class _PlanMaker:
         if node.name in self.i.loadbalancer.nodes and method == "preinstalled":
             binaries |= set(self.i.loadbalancer.services)
         if node in self.etcd_members:
-            binaries |= {"etcd", "etcdctl"} if method == "preinstalled" else {"apt-get"}
+            binaries |= {"etcd", "etcdctl"} if method == "preinstalled" else \
+                set() if method == "bundle" else {"apt-get"}
         if node == self.first and self.c.cni == "cilium" and not self.bundled_cni():
             binaries.add("cilium")
         names = " ".join(sorted(binaries))
@@ -555,11 +542,17 @@ class _PlanMaker:
     def runtime(self, node: ClusterNode) -> None:
         if node not in self.k8s:
             return
+        bundle = self.i.bundle
+        if bundle is not None:
+            plan_bundle.upload_host_files(self, bundle, node, "runtime")
         needs = self.install(node, "runtime", self.i.install.packages, self.ups(node, "runtime"))
         service = RUNTIME_SERVICES[self.c.runtime]
-        config = self.ups(node, "runtime", (f"/etc/{service}/", f"/etc/systemd/system/{service}"))
-        self.service(node, "runtime", service, needs, config,
-                     why="the kubelet and kubeadm talk to it over its CRI socket")
+        config = self.ups(node, "runtime", (f"/etc/{service}/", f"/etc/systemd/system/{service}",
+                                            f"/usr/local/bin/{service}", "/usr/local/sbin/runc"))
+        started = self.service(node, "runtime", service, needs, config,
+                               why="the kubelet and kubeadm talk to it over its CRI socket")
+        if bundle is not None:
+            plan_bundle.images(self, bundle, node, "runtime", [started])
 
     def loadbalancer(self, node: ClusterNode) -> None:
         lb = self.i.loadbalancer
@@ -581,6 +574,8 @@ class _PlanMaker:
         if node not in self.etcd_members:
             return
         etcd = self.i.etcd
+        if self.i.bundle is not None:
+            plan_bundle.upload_host_files(self, self.i.bundle, node, "etcd")
         ups = self.ups(node, "etcd")
         needs = self.install(node, "etcd", etcd.packages, ups, quiet_start=True)
         certs = self.ups(node, "pki", (ETCD_PKI + "/",))
@@ -646,7 +641,7 @@ class _PlanMaker:
                 why=f"`install preinstalled` promises kubeadm and kubelet v{v}; checked here, "
                     "not in preflight, so a run can stop before the kubeadm phases")]
         kubelet = self.ups(node, "runtime", ("/etc/default/kubelet", "/etc/systemd/system/kubelet",
-                                             "/var/lib/kubelet/"))
+                                             "/var/lib/kubelet/", "/usr/local/bin/kubelet"))
         runtime = [i for i in self.b.ids(node.name, "runtime") if i.endswith("/service-"
                    + RUNTIME_SERVICES[self.c.runtime])]
         needs = [*needs, self.service(
@@ -861,26 +856,10 @@ def build_plan(cluster: Cluster, artifacts: Iterable[Artifact],
     return _PlanMaker(cluster, _inputs(cluster, artifacts, shared or {})).build()
 
 
-def bundle_artifacts(ctx: BuildContext) -> list[Artifact]:
-    """`install bundle path "dir"`: the .deb files (and ``cni/<name>.yaml``) of ``dir``,
-    copied under ``bundle/`` in the build so every upload has its source inside it."""
-    install = ctx.cluster.install
-    if install.method != "bundle" or not install.path:
-        return []
-    root = (ctx.base_dir / install.path).resolve()
-    if not root.is_dir():
-        raise PlanError(f"install bundle: {root} is not a directory")
-    found = sorted(root.glob("*.deb")) + sorted((root / "cni").glob(f"{ctx.cluster.cni}.yaml"))
-    if not any(p.suffix == ".deb" for p in found):
-        raise PlanError(f"install bundle: {root} holds no .deb files")
-    return [Artifact(f"bundle/{p.relative_to(root).as_posix()}", p.read_bytes()) for p in found]
-
-
 def emit(ctx: BuildContext) -> list[Artifact]:
-    bundle = bundle_artifacts(ctx)
-    plan = build_plan(ctx.cluster, [*ctx.artifacts, *bundle], ctx.shared)
+    plan = build_plan(ctx.cluster, ctx.artifacts, ctx.shared)
     outputs = {"plan.json": plan.to_json(), "plan.txt": render_text(plan)}
     for name, text in outputs.items():
         if "PRIVATE KEY" in text:  # defence in depth: steps never carry file contents
             raise PlanError(f"{name} would contain key material")
-    return [*bundle, *(Artifact(name, text.encode()) for name, text in outputs.items())]
+    return [Artifact(name, text.encode()) for name, text in outputs.items()]

@@ -14,7 +14,7 @@ from cluster_helpers import (
     compile_cluster,
     make_cluster,
 )
-from kubeforge.compiler.emit.hostprep import APT_PIN, APT_SOURCE, BUNDLE_DIR, KEYRING
+from kubeforge.compiler.emit.hostprep import APT_PIN, APT_SOURCE, KEYRING
 from kubeforge.compiler.ir import Install
 
 CONTAINERD = "/etc/containerd/config.toml"
@@ -86,12 +86,7 @@ def test_package_repository_of_the_declared_minor(tmp_path, version, minor):
     assert {"kubeadm", "kubelet", "kubectl", "containerd"} <= set(plan.packages)
 
 
-def test_preinstalled_and_bundle(tmp_path):
+def test_preinstalled(tmp_path):
     pre = compile_cluster(make_cluster(install=Install("preinstalled")), tmp_path / "pre")
     assert APT_SOURCE not in pre.node_paths("cp1")
     assert pre.ctx.shared["install"].packages == ()
-    bundle = compile_cluster(make_cluster(install=Install("bundle", "bundles/k8s-1.31")),
-                             tmp_path / "bundle")
-    assert APT_SOURCE not in bundle.node_paths("cp1")
-    plan = bundle.ctx.shared["install"]
-    assert (plan.bundle_source, plan.bundle_dir) == ("bundles/k8s-1.31", BUNDLE_DIR)

@@ -313,30 +313,6 @@ def test_without_shared_hints_the_plan_derives_services_from_the_files():
     assert service.action.restart_on == ("cp2/loadbalancer/upload-etc-haproxy-haproxy.cfg",)
 
 
-def test_bundle_debs_are_copied_into_the_build_and_installed_from_there(tmp_path):
-    bundle = tmp_path / "bundle"
-    (bundle / "cni").mkdir(parents=True)
-    for name in ("kubeadm_1.31.2-1.1_amd64.deb", "containerd_1.7_amd64.deb"):
-        (bundle / name).write_bytes(name.encode())
-    (bundle / "cni" / "calico.yaml").write_text("kind: DaemonSet\n")
-    cluster = dataclasses.replace(make_cluster(), install=dataclasses.replace(
-        make_cluster().install, method="bundle", path="bundle"))
-    ctx, _ = context(cluster, tmp=tmp_path, shared=False)
-    outputs = {a.path for a in plan_emitter.emit(ctx)}
-    assert {"bundle/kubeadm_1.31.2-1.1_amd64.deb", "bundle/cni/calico.yaml"} <= outputs
-    plan = Plan.from_json(next(a for a in plan_emitter.emit(ctx)
-                               if a.path == "plan.json").content.decode())
-    install = plan.step("w2/runtime/install-packages").action.shell
-    assert "/var/cache/kubeforge/bundle/containerd_1.7_amd64.deb" in install
-    upload, cni = plan.steps_in_phase("cni")
-    assert upload.action.source == "bundle/cni/calico.yaml"
-    assert cni.action.argv[-1] == upload.action.path == "/etc/kubernetes/kubeforge/cni/calico.yaml"
-    (bundle / "kubeadm_1.31.2-1.1_amd64.deb").unlink()
-    (bundle / "containerd_1.7_amd64.deb").unlink()
-    with pytest.raises(PlanError, match="no .deb"):
-        plan_emitter.emit(ctx)
-
-
 def test_an_upload_for_an_unknown_node_is_an_error():
     cluster = make_cluster()
     ctx, _ = context(cluster)
