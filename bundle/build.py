@@ -97,7 +97,6 @@ def build_bundle(kubernetes: str, out: Path, *, cache_dir: Path | None = None,
         run.go(k8s_recipe, only=("kubeadm",))
         names = kubeadm_images(run.binaries["kubeadm"].path, version.tag)
         progress(f"bundle: kubeadm {version.tag} needs {len(names)} images: {' '.join(names)}")
-        run.go(k8s_recipe)
 
         etcd_version = etcd_module_version(_tag(names, "etcd"))
         etcd_mods = {path: parse_gomod(run.fetch(path, etcd_version).gomod, path)
@@ -113,6 +112,7 @@ def build_bundle(kubernetes: str, out: Path, *, cache_dir: Path | None = None,
         flannel = run.fetch(recipes.FLANNEL, pins.flannel)
         run.go(recipes.flannel(pins.flannel))
         run.go(recipes.echo())
+        run.go(k8s_recipe)  # the long part last: a failure elsewhere shows up early
         pause_tag = _tag(names, "pause")
         run.binaries["pause"] = build_pause(cache, k8s.dir, pause_tag, version.tag,
                                             run.toolchain, progress)
