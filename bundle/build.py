@@ -22,12 +22,14 @@ from kubeforge.bundle import recipes
 from kubeforge.bundle.assemble import assemble
 from kubeforge.bundle.cache import Cache, default_cache_dir
 from kubeforge.bundle.components import Built, build_go, build_pause, gcc_version
+from kubeforge.bundle.digest import sha256_file
 from kubeforge.bundle.errors import BundleError
 from kubeforge.bundle.gomod import parse_gomod
 from kubeforge.bundle.gotool import ModuleInfo, download, go_version
 from kubeforge.bundle.images import ImageBuilder, extra_image_specs, kubeadm_image_specs
 from kubeforge.bundle.layout import BIN, CNI_BIN, CNI_PLUGINS, HOST_BINARIES, UNITS, placement
 from kubeforge.bundle.manifest import BundleFile, BundleImage, Component, Manifest, sealed
+from kubeforge.bundle.rootfs import SUITE, ensure_rootfs
 from kubeforge.bundle.tools import Progress, output
 from kubeforge.bundle.versions import (ARCH, companions, etcd_module_version,
                                        parse_kubernetes)
@@ -86,50 +88,34 @@ def build_bundle(kubernetes: str, out: Path, *, cache_dir: Path | None = None,
                  progress: Progress = lambda _line: None) -> BuildResult:
     started = time.monotonic()
     version = parse_kubernetes(kubernetes)
-    pins = companions(version)
+    companions(version)  # an unknown minor is refused before anything is built
     cache = Cache(cache_dir or default_cache_dir())
     with cache.locked():
         run = _Run(cache, progress)
         k8s = run.fetch("k8s.io/kubernetes", version.tag)
-        epoch = int(k8s.time.timestamp())
         k8s_recipe = recipes.kubernetes(version, parse_gomod(k8s.gomod, "k8s.io/kubernetes"),
                                         k8s.time)
         run.go(k8s_recipe, only=("kubeadm",))
         names = kubeadm_images(run.binaries["kubeadm"].path, version.tag)
         progress(f"bundle: kubeadm {version.tag} needs {len(names)} images: {' '.join(names)}")
-
-        etcd_version = etcd_module_version(_tag(names, "etcd"))
-        etcd_mods = {path: parse_gomod(run.fetch(path, etcd_version).gomod, path)
-                     for path in recipes.ETCD_MODULES}
-        run.go(recipes.etcd(etcd_version, etcd_mods))
-        run.go(recipes.coredns(_tag(names, "coredns")))
-        run.go(recipes.crictl(pins.crictl))
-        containerd = run.fetch(recipes.CONTAINERD, pins.containerd)
-        run.go(recipes.containerd(pins.containerd))
-        run.go(recipes.runc(_runc_version(containerd)))
-        run.go(recipes.cni_plugins(pins.cni_plugins, recipes.BASE_PLUGINS))
-        run.go(recipes.flannel_cni(pins.flannel_cni))
-        flannel = run.fetch(recipes.FLANNEL, pins.flannel)
-        run.go(recipes.flannel(pins.flannel))
-        run.go(recipes.echo())
-        run.go(k8s_recipe)  # the long part last: a failure elsewhere shows up early
         pause_tag = _tag(names, "pause")
         run.binaries["pause"] = build_pause(cache, k8s.dir, pause_tag, version.tag,
                                             run.toolchain, progress)
         run.components["pause"] = {"version": pause_tag, "source": "k8s.io/kubernetes "
                                    "build/pause/linux/pause.c", "source_version": version.tag}
-
-        from kubeforge.bundle.rootfs import ensure_rootfs, recipe as rootfs_recipe
-
         rootfs, rootfs_data = ensure_rootfs(cache, progress)
         run.components["debian-base"] = {
-            "version": rootfs_data["sha256"][:16], "source": "Debian "
-            f"{rootfs_recipe()['suite']} (mmdebstrap)", "source_version": rootfs_recipe()["suite"],
-            "packages": rootfs_data["packages"]}
-        images = ImageBuilder(cache, rootfs, rootfs_data["sha256"], epoch, progress)
+            "version": rootfs_data["sha256"][:16], "source": f"Debian {SUITE} (mmdebstrap)",
+            "source_version": SUITE, "packages": rootfs_data["packages"]}
+        modules = _build_companions(run, version, names)
+        run.go(k8s_recipe)  # the long part last: a failure elsewhere shows up early
+
+        images = ImageBuilder(cache, rootfs, rootfs_data["sha256"], int(k8s.time.timestamp()),
+                              progress)
         sources = {name: built.path for name, built in run.binaries.items()}
-        sources["mk-docker-opts.sh"] = flannel.dir / "dist/mk-docker-opts.sh"
-        specs = kubeadm_image_specs(names) + extra_image_specs(pins.flannel, recipes.ECHO_VERSION)
+        sources["mk-docker-opts.sh"] = modules["flannel"].dir / "dist/mk-docker-opts.sh"
+        specs = (kubeadm_image_specs(names)
+                 + extra_image_specs(modules["flannel"].version, recipes.ECHO_VERSION))
         image_entries, files, fresh = [], {}, []
         for spec in specs:
             archive, data, built_now = images.image(spec, sources)
@@ -139,13 +125,34 @@ def build_bundle(kubernetes: str, out: Path, *, cache_dir: Path | None = None,
             image_entries.append(BundleImage(spec.name, path, spec.component, spec.roles,
                                              data["manifest_digest"], data["config_digest"]))
             fresh += [spec.name] if built_now else []
-        files.update(_host_files(run, containerd))
-        manifest = _manifest(version.tag, epoch, run, files, image_entries, names)
+        files.update(_host_files(run, modules["containerd"]))
+        manifest = _manifest(version.tag, images.epoch, run, files, image_entries, names)
         fresh += [name for name, built in run.binaries.items() if built.fresh]
         written = assemble(out, {path: spec[0] for path, spec in files.items()}, manifest,
                            progress)
     return BuildResult(out, manifest, tuple(fresh), written.changed, written.removed,
                        written.up_to_date, time.monotonic() - started)
+
+
+def _build_companions(run: _Run, version, names: list[str]) -> dict[str, ModuleInfo]:
+    """etcd and CoreDNS as kubeadm names them, the runtime, the CNI and the echo app; returns
+    the modules whose files the bundle also takes (containerd's unit, flannel's script)."""
+    pins = companions(version)
+    etcd_version = etcd_module_version(_tag(names, "etcd"))
+    etcd_mods = {path: parse_gomod(run.fetch(path, etcd_version).gomod, path)
+                 for path in recipes.ETCD_MODULES}
+    run.go(recipes.etcd(etcd_version, etcd_mods))
+    run.go(recipes.coredns(_tag(names, "coredns")))
+    run.go(recipes.crictl(pins.crictl))
+    containerd = run.fetch(recipes.CONTAINERD, pins.containerd)
+    run.go(recipes.containerd(pins.containerd))
+    run.go(recipes.runc(_runc_version(containerd)))
+    run.go(recipes.cni_plugins(pins.cni_plugins, recipes.BASE_PLUGINS))
+    run.go(recipes.flannel_cni(pins.flannel_cni))
+    flannel = run.fetch(recipes.FLANNEL, pins.flannel)
+    run.go(recipes.flannel(pins.flannel))
+    run.go(recipes.echo())
+    return {"containerd": containerd, "flannel": flannel}
 
 
 def _runc_version(containerd: ModuleInfo) -> str:
@@ -161,8 +168,6 @@ def _runc_version(containerd: ModuleInfo) -> str:
 def _host_files(run: _Run, containerd: ModuleInfo) -> dict[str, tuple]:
     """Bundle path -> (source, sha256, size, mode, component, roles) for bin/, cni/bin/ and
     units/ (the kubelet units ship with kubeforge, containerd's with its module)."""
-    from kubeforge.bundle.digest import sha256_file
-
     files = {}
     for name in [*HOST_BINARIES, *CNI_PLUGINS]:
         built = run.binaries[name]

@@ -16,6 +16,7 @@ CoreDNS Deployment adds NET_BIND_SERVICE, which a root process keeps for port 53
 
 from __future__ import annotations
 
+import hashlib
 import tarfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -153,7 +154,7 @@ class ImageBuilder:
                           data_entry(CA_BUNDLE, ca), dir_entry("tmp", 0o1777),
                           dir_entry("root", 0o700),
                           dir_entry("home/nonroot", 0o700, 65532, 65532)]
-                identity = [PASSWD, GROUP, NSSWITCH, input_key(ca.hex())]
+                identity = [PASSWD, GROUP, NSSWITCH, hashlib.sha256(ca).hexdigest()]
                 self._bases[base] = self._layer("static", identity, "static base",
                                                 lambda: _listed(listed))
         return [self._bases[base]]
