@@ -1,7 +1,7 @@
 """``kubeforge bundle check``: is a bundle directory complete and intact?
 
 Everything is checked before anything is used, and every problem is reported at once, each
-naming its file: the manifest itself, each file's presence, type, size and sha256, the host
+naming its file: the manifest itself (its build key covers its content), each file's presence, type, size and sha256, the host
 binaries and CNI plugins a node needs, every image kubeadm names for the release, and that
 each image archive really holds the image it is listed as.
 """
@@ -16,7 +16,7 @@ from kubeforge.bundle.archive import read_image_names
 from kubeforge.bundle.digest import sha256_file
 from kubeforge.bundle.errors import BundleError
 from kubeforge.bundle.layout import BIN, CNI_BIN, CNI_PLUGINS, HOST_BINARIES
-from kubeforge.bundle.manifest import Manifest, load_manifest
+from kubeforge.bundle.manifest import Manifest, load_manifest, sealed
 
 def safe_path(relative: str) -> bool:
     parts = PurePosixPath(relative).parts
@@ -80,7 +80,11 @@ def archive_problems(directory: Path, manifest: Manifest, skip: set[str]) -> lis
 
 def bundle_problems(directory: Path) -> tuple[Manifest, list[str]]:
     manifest = load_manifest(directory)
-    problems = file_problems(directory, manifest)
+    problems = []
+    if sealed(manifest).build_key != manifest.build_key:
+        problems.append("manifest.json: its build_key does not match its content "
+                        "(edited after the build?)")
+    problems += file_problems(directory, manifest)
     problems += content_problems(manifest)
     bad = {p.split(":", 1)[0] for p in problems}
     problems += archive_problems(directory, manifest, skip=bad)

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from kubeforge.bundle.archive import read_image_names
 from kubeforge.bundle.check import check_bundle
 from kubeforge.bundle.errors import BundleError
-from kubeforge.bundle.manifest import load_manifest, sealed
+from kubeforge.bundle.manifest import load_manifest, manifest_from_dict, sealed
 from kubeforge.cli import main
 from tests.bundle.bundle_helpers import KUBEADM_IMAGES, image_archive, make_bundle
 
@@ -29,9 +29,10 @@ def _problems(directory) -> tuple[str, ...]:
 
 
 def _rewrite_manifest(directory, change) -> None:
+    """Change the manifest as a buggy or malicious writer would, with a matching key."""
     data = json.loads((directory / "manifest.json").read_text())
     change(data)
-    (directory / "manifest.json").write_text(json.dumps(data))
+    (directory / "manifest.json").write_text(sealed(manifest_from_dict(data)).to_json())
 
 
 def test_intact_bundle_passes(bundle):
@@ -120,6 +121,14 @@ def test_archive_must_hold_the_image_it_is_listed_as(bundle, tmp_path):
     (problem,) = _problems(bundle)
     assert problem.startswith("images/pause.tar: does not hold registry.k8s.io/pause:3.10.2")
     assert "holds registry.k8s.io/pause:3.9" in problem
+
+
+def test_hand_edited_manifest_is_noticed(bundle):
+    data = json.loads((bundle / "manifest.json").read_text())
+    data["kubeadm_images"] = data["kubeadm_images"][:-1]  # "etcd is not needed after all"
+    (bundle / "manifest.json").write_text(json.dumps(data))
+    assert _problems(bundle) == ("manifest.json: its build_key does not match its content "
+                                 "(edited after the build?)",)
 
 
 def test_paths_outside_the_bundle_are_refused(bundle):
