@@ -116,9 +116,10 @@ def build_bundle(kubernetes: str, out: Path, *, cache_dir: Path | None = None,
         sources["mk-docker-opts.sh"] = modules["flannel"].dir / "dist/mk-docker-opts.sh"
         specs = (kubeadm_image_specs(names)
                  + extra_image_specs(modules["flannel"].version, recipes.ECHO_VERSION))
+        digests = {name: built.sha256 for name, built in run.binaries.items()}
         image_entries, files, fresh = [], {}, []
         for spec in specs:
-            archive, data, built_now = images.image(spec, sources)
+            archive, data, built_now = images.image(spec, sources, digests)
             path = f"images/{spec.short}.tar"
             files[path] = (archive, data["sha256"], data["size"], 0o644, spec.component,
                            spec.roles)

@@ -159,14 +159,18 @@ class ImageBuilder:
                                                 lambda: _listed(listed))
         return [self._bases[base]]
 
-    def image(self, spec: ImageSpec, sources: dict[str, Path]) -> tuple[Path, dict, bool]:
-        """(the image archive, its digests, True when built now)."""
+    def image(self, spec: ImageSpec, sources: dict[str, Path],
+              digests: dict[str, str] | None = None) -> tuple[Path, dict, bool]:
+        """(the image archive, its digests, True when built now). ``digests``: the sha256 of
+        sources already known (cached binaries), so they are not read again."""
         missing = [source for _, source, _ in spec.files if source not in sources]
         if missing:
             raise BundleError(f"bundle: image {spec.name} needs {', '.join(missing)}, "
                               "which was not built")
         files = [(path, sources[source], mode) for path, source, mode in spec.files]
-        identity = [(path, mode, sha256_file(src)) for path, src, mode in files]
+        known = digests or {}
+        identity = [(path, mode, known.get(source) or sha256_file(sources[source]))
+                    for path, source, mode in spec.files]
         app = self._layer("files", identity, " ".join(path for path, _, _ in files),
                           lambda: _listed([file_entry(p, s, m) for p, s, m in files]))
         layers = self.base(spec.base) + [app]

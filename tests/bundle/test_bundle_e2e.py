@@ -151,13 +151,19 @@ CONTAINERD_CONFIG = """\
 version = 3
 root = "{dir}/root"
 state = "{dir}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
+# No CRI and no NRI: this containerd must not touch the machine's CNI or NRI socket.
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images",
+                    "io.containerd.cri.v1.runtime", "io.containerd.nri.v1.nri",
+                    "io.containerd.podsandbox.controller.v1.podsandbox"]
 
 [grpc]
   address = "{dir}/containerd.sock"
 
 [ttrpc]
   address = "{dir}/containerd.sock.ttrpc"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{dir}/opt"
 """
 
 
