@@ -152,3 +152,4 @@ from kubeforge.cli_sandbox import sandbox; main.add_command(sandbox)  # noqa: E4
 from kubeforge.cli_deploy import COMMANDS as _deploy; [main.add_command(c) for c in _deploy]  # noqa: E402,E702,E501
 from kubeforge.cli_verify import verify; main.add_command(verify)  # noqa: E402,E702
 from kubeforge.cli_vagrant import vagrant; main.add_command(vagrant)  # noqa: E402,E702
+from kubeforge.cli_bundle import bundle; main.add_command(bundle)  # noqa: E402,E702

@@ -1,0 +1,3 @@
+module kubeforge.local/echo
+
+go 1.26.0

@@ -1,0 +1,98 @@
+"""The Debian root file system under the images that need packet-filter userland.
+
+kube-proxy runs ``iptables-restore``/``nft`` and ``conntrack``; flanneld runs iptables and
+``ip``. Without a registry, their base is bootstrapped from Debian packages with mmdebstrap
+(the essential set plus those tools), reproducibly (``SOURCE_DATE_EPOCH``), and cached by a
+hash of its recipe and the mirrors it comes from. iptables uses its nft backend, Debian's
+default and what the hosts' own tools use, so rules land in one place.
+"""
+
+from __future__ import annotations
+
+import re
+import tarfile
+from pathlib import Path
+
+from kubeforge.bundle.cache import Cache, input_key
+from kubeforge.bundle.digest import sha256_file
+from kubeforge.bundle.errors import BundleError
+from kubeforge.bundle.tools import Progress, require, run_logged
+
+SUITE = "bookworm"
+VARIANT = "essential"
+PACKAGES = ("ca-certificates", "conntrack", "iproute2", "iptables", "nftables")
+#: 2026-01-01T00:00:00Z: file times and dates inside generated files (the layer's tar times
+#: are normalised again to the bundle's own epoch).
+EPOCH = 1767225600
+#: Only what the packages depend on: recommendations pull in all of perl.
+APT_OPTIONS = ('APT::Install-Recommends "false"',)
+DPKG_OPTIONS = ("path-exclude=/usr/share/man/*", "path-exclude=/usr/share/doc/*",
+                "path-include=/usr/share/doc/*/copyright", "path-exclude=/usr/share/locale/*",
+                "path-exclude=/usr/share/info/*")
+CUSTOMIZE = """\
+set -eu
+root="$1"
+chroot "$root" update-alternatives --set iptables /usr/sbin/iptables-nft
+chroot "$root" update-alternatives --set ip6tables /usr/sbin/ip6tables-nft
+rm -rf "$root"/var/log/* "$root"/var/cache/* "$root"/var/lib/apt/lists/*
+rm -f "$root"/var/lib/dpkg/*-old "$root"/etc/*-
+"""
+
+
+def mirrors() -> list[str]:
+    """This machine's Debian mirror lines (the sandbox image reads them the same way)."""
+    from kubeforge.targets.sandbox_image import debian_mirrors
+    from kubeforge.targets.sandbox_run import SandboxError
+
+    try:
+        return debian_mirrors()
+    except SandboxError as err:
+        raise BundleError(str(err).replace("sandbox:", "bundle:", 1)) from None
+
+
+def recipe() -> dict:
+    return {"suite": SUITE, "variant": VARIANT, "packages": PACKAGES, "epoch": EPOCH,
+            "apt": APT_OPTIONS, "dpkg": DPKG_OPTIONS, "customize": CUSTOMIZE, "mirrors": mirrors()}
+
+
+def ensure_rootfs(cache: Cache, progress: Progress) -> tuple[Path, dict]:
+    """(the root file system tarball, its entry data: sha256 and installed packages)."""
+    spec = recipe()
+
+    def make(tmp: Path) -> dict:
+        require("mmdebstrap", "apt-get install mmdebstrap (it builds the images' Debian base)")
+        progress(f"bundle: bootstrapping the Debian base ({', '.join(PACKAGES)}) ...")
+        hook = tmp / "customize.sh"
+        hook.write_text(CUSTOMIZE)
+        out = tmp / "rootfs.tar"
+        run_logged(["mmdebstrap", f"--variant={VARIANT}", f"--include={','.join(PACKAGES)}",
+                    *[f"--aptopt={opt}" for opt in APT_OPTIONS],
+                    *[f"--dpkgopt={opt}" for opt in DPKG_OPTIONS],
+                    f'--customize-hook=sh {hook} "$1"', SUITE, str(out), *spec["mirrors"]],
+                   env={"SOURCE_DATE_EPOCH": str(EPOCH)}, log=cache.log("debian-base"),
+                   progress=progress, what="mmdebstrap", timeout=1800)
+        hook.unlink()
+        return {"sha256": sha256_file(out), "packages": installed_packages(out)}
+
+    entry, data, fresh = cache.get_or_make("rootfs", input_key("rootfs", spec), make)
+    progress(f"bundle: Debian base: {'built' if fresh else 'cached'}")
+    return entry / "rootfs.tar", data
+
+
+def installed_packages(rootfs: Path) -> dict[str, str]:
+    """Package -> version, from the root file system's dpkg status database."""
+    with tarfile.open(rootfs) as tar:
+        for name in ("./var/lib/dpkg/status", "var/lib/dpkg/status"):
+            try:
+                text = tar.extractfile(name).read().decode()
+                break
+            except KeyError:
+                continue
+        else:
+            raise BundleError(f"bundle: {rootfs} has no dpkg status database")
+    packages = {}
+    for stanza in text.split("\n\n"):
+        fields = dict(re.findall(r"^([\w-]+): (.*)$", stanza, re.MULTILINE))
+        if "Package" in fields and "install ok installed" in fields.get("Status", ""):
+            packages[fields["Package"]] = fields["Version"]
+    return dict(sorted(packages.items()))
