@@ -29,7 +29,7 @@ class BundleInput:
         return str(self.root / relative)
 
 
-def _refuse(ctx: BuildContext, message: str, hint: str) -> DiagnosticError:
+def refuse(ctx: BuildContext, message: str, hint: str) -> DiagnosticError:
     span = ctx.cluster.install.span or NO_SPAN
     return DiagnosticError([Diagnostic("E150", message, span, hint=hint)])
 
@@ -46,13 +46,13 @@ def load(ctx: BuildContext) -> BundleInput | None:
         manifest = check_bundle(root)
     except BundleError as err:
         problems = "; ".join(err.problems[:5]) + (" ..." if len(err.problems) > 5 else "")
-        raise _refuse(ctx, f"install bundle: {err}" + (f": {problems}" if problems else ""),
+        raise refuse(ctx, f"install bundle: {err}" + (f": {problems}" if problems else ""),
                       f"rebuild it with `kubeforge bundle build --kubernetes "
                       f"{ctx.cluster.version} -o {install.path}`, then "
                       f"`kubeforge bundle check {install.path}`") from None
     wanted = f"v{ctx.cluster.version}"
     if manifest.kubernetes != wanted:
-        raise _refuse(ctx, f"install bundle: {root} holds Kubernetes {manifest.kubernetes}, "
+        raise refuse(ctx, f"install bundle: {root} holds Kubernetes {manifest.kubernetes}, "
                            f"the cluster declares {wanted}",
                       f"build a bundle for {wanted}: `kubeforge bundle build --kubernetes "
                       f"{ctx.cluster.version} -o DIR`")

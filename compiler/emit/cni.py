@@ -118,9 +118,19 @@ def flannel_documents(cluster: Cluster, image: str) -> list[dict[str, Any]]:
 
 def emit(ctx: BuildContext) -> list[Artifact]:
     cluster, bundle = ctx.cluster, ctx.shared.get("bundle")
-    if bundle is None or cluster.cni != "flannel" or cluster.first_control_plane is None:
+    if bundle is None or cluster.cni == "none" or cluster.first_control_plane is None:
         return []
-    image = bundle.manifest.image("ghcr.io/flannel-io/flannel").name
+    from kubeforge.bundle.errors import BundleError
+    from kubeforge.compiler.emit.bundle import refuse
+
+    if cluster.cni != "flannel":
+        raise refuse(ctx, f"install bundle: an offline bundle carries flannel, not {cluster.cni}",
+                     "declare `cni flannel` (or `cni none` and install a CNI yourself)")
+    try:
+        image = bundle.manifest.image("ghcr.io/flannel-io/flannel").name
+    except BundleError as err:
+        raise refuse(ctx, f"install bundle: {err}", "rebuild the bundle with "
+                                                    "`kubeforge bundle build`") from None
     manifest = dump_yaml_documents(flannel_documents(cluster, image))
     first = cluster.first_control_plane.name
     return [node_file(first, f"{REMOTE_CNI}/flannel.yaml", manifest),

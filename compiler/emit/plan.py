@@ -11,10 +11,10 @@ chained; steps across hosts are linked only where the bootstrap needs it:
 
 * ``kubeadm init`` (first control plane) needs every load-balancer service and every
   external etcd member healthy, so the endpoint answers when init talks through it.
-* Every control-plane join and every worker join needs only ``api-ready`` (the first
-  control plane answering ``/readyz`` through the endpoint). Control-plane joins therefore
-  run in parallel, and workers join alongside them: the load balancer sends them to
-  whichever API server is healthy, so waiting for the other control planes buys nothing.
+* Every worker join needs only ``api-ready`` (the first control plane answering ``/readyz``
+  through the endpoint): the load balancer sends it to whichever API server is healthy.
+  Control-plane joins run one after another (each also needs the previous one): kubeadm
+  adds a stacked etcd member as a learner first, and etcd takes one learner at a time.
 * CNI, addons and workloads run on the first control plane after ``api-ready``; ``verify``
   waits for every node.
 
@@ -724,16 +724,21 @@ class _PlanMaker:
     def join(self, node: ClusterNode) -> None:
         if self.role(node) not in ("control-plane-join", "workers-join"):
             return
+        needs = [self.api_ready]
         if node.is_control_plane:
-            why = ("needs only the first control plane's API, so all control-plane joins run "
-                   "in parallel; no certificate key: the shared CA and service-account keys "
-                   "were uploaded in pki")
+            # One at a time: kubeadm adds each stacked etcd member as a learner first, and
+            # etcd allows one learner at a time ("too many learner members"), so parallel
+            # joins fail; an external etcd needs no member change but the order is kept.
+            needs += [j for j in self.joins if "/control-plane-join/" in j][-1:]
+            why = ("after the previous control-plane join: etcd takes one learner member at "
+                   "a time; no certificate key: the shared CA and service-account keys were "
+                   "uploaded in pki")
         else:
             why = ("needs only the first control plane's API (not the other joins): the load "
                    "balancer routes to whichever API server is healthy")
         why += (". Ignores no preflight error (unless listed): kubelet.conf is left to TLS "
                 "bootstrap, static pods and a worker's ca.crt are placed after the join")
-        step = self.kubeadm(node, "join", JOIN_MARKER, [self.api_ready], why)
+        step = self.kubeadm(node, "join", JOIN_MARKER, needs, why)
         self.joins.append(step)
         self.label(node, [step])
         self.after_kubeadm(node, step)
