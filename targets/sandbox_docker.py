@@ -11,6 +11,7 @@ import json
 import socket
 import time
 
+from kubeforge.targets.sandbox_image import NOROUTE
 from kubeforge.targets.sandbox_run import SandboxError, out, run
 
 LABEL, DIR_LABEL = "kubeforge.sandbox", "kubeforge.sandbox.dir"
@@ -151,8 +152,7 @@ def wait_for_sshd(addresses: list[str], timeout: float) -> list[str]:
 def drop_default_route(container: str) -> None:
     """Docker adds a default route via the bridge even on an internal network; the image's
     boot unit removes it, but sshd can answer before that unit has run."""
-    run(["docker", "exec", container, "sh", "-c",
-         "ip route del default 2>/dev/null; ip -6 route del default 2>/dev/null; true"], timeout=30)
+    run(["docker", "exec", container, NOROUTE], timeout=30)
 
 
 def host_keys(container: str) -> list[str]:

@@ -69,15 +69,31 @@ RequiredBy=ssh.service
 """
 
 # Docker gives even an `--internal` network's containers a default route via the bridge; a
-# sandbox host must have no route off the machine, so it is removed at every boot.
-NOROUTE_UNIT = """\
+# sandbox host must have no route off the machine, so it is removed at every boot (and by
+# `up`, since sshd may answer before the unit ran). Docker also points /etc/resolv.conf at its
+# embedded resolver on 127.0.0.11: the kubelet hands that file to CoreDNS, whose loop
+# detection then finds CoreDNS answering itself and exits. The bridge's address (no resolver
+# there, so queries for outside names fail fast) replaces it.
+NOROUTE = "/usr/local/sbin/kubeforge-noroute"
+NOROUTE_SCRIPT = """\
+#!/bin/sh
+# kubeforge sandbox: no route off the machine, no loopback-only resolver.
+gw=$(ip route show default | awk '{print $3; exit}')
+if [ -n "$gw" ] && grep -q '^nameserver 127\\.' /etc/resolv.conf; then
+  printf 'nameserver %s\\n' "$gw" > /etc/resolv.conf
+fi
+ip route del default 2>/dev/null
+ip -6 route del default 2>/dev/null
+exit 0
+"""
+NOROUTE_UNIT = f"""\
 [Unit]
 Description=Remove the default route: sandbox hosts never reach off the machine (kubeforge)
 After=systemd-sysctl.service
 
 [Service]
 Type=oneshot
-ExecStart=/bin/sh -c 'ip route del default 2>/dev/null; ip -6 route del default 2>/dev/null; true'
+ExecStart={NOROUTE}
 
 [Install]
 WantedBy=multi-user.target
@@ -95,7 +111,9 @@ cat > "$root"/etc/systemd/system/kubeforge-noroute.service <<'EOF'
 {NOROUTE_UNIT}EOF
 cat > "$root"{INIT} <<'EOF'
 {INIT_WRAPPER}EOF
-chmod 0755 "$root"{INIT}
+cat > "$root"{NOROUTE} <<'EOF'
+{NOROUTE_SCRIPT}EOF
+chmod 0755 "$root"{INIT} "$root"{NOROUTE}
 chroot "$root" systemctl enable kubeforge-hostkeys.service kubeforge-noroute.service
 chroot "$root" systemctl disable {' '.join(DISABLED_UNITS)}
 chroot "$root" systemctl mask {' '.join(MASKED_UNITS)}
