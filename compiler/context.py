@@ -87,7 +87,7 @@ class Lowerer:
         out: dict[str, str] = {}
         for entry in (node.body or ()) if node else ():
             key_v, val_v = entry.values()[0], entry.values()[1]
-            key, val = str(key_v.py), str(val_v.py)
+            key, val = str(key_v.py), V.text(val_v)
             if labels:
                 problem = V.label_key_problem(key)
                 if problem:

@@ -268,7 +268,7 @@ class ProgramLowerer(Lowerer):
             if key in entries:
                 self.error("E100", f"config key `{key}` is given twice", key_v.span)
             if item.kind == "entry":
-                entries[key] = ConfigEntry(key, value=str(item.values()[1].py), span=item.span)
+                entries[key] = ConfigEntry(key, value=V.text(item.values()[1]), span=item.span)
             else:
                 path_v = item.values()[1]
                 path = self.path(path_v)

@@ -193,7 +193,7 @@ class WorkloadLowerer(Lowerer):
         if not V.is_env_name(name):
             self.error("E105", f"`{name}` is not a valid environment variable name", name_v.span)
         if item.kind == "env":
-            return EnvVar(name, value=str(vals[1].py), span=item.span)
+            return EnvVar(name, value=V.text(vals[1]), span=item.span)
         if item.kind == "env_field":
             return EnvVar(name, ref_kind="field", ref_key=str(vals[1].py), span=item.span)
         src = self.choice(vals[1], ENV_SOURCES, "env source")
