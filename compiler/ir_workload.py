@@ -188,6 +188,7 @@ class Affinity:
     namespaces: tuple[str, ...] = ()
     namespace_selector: Optional[LabelSelector] = None
     span: Span = NO_SPAN
+    workload: Optional[str] = None  # `pods NAME`: that workload's pods (its selector)
 
 
 @dataclass(frozen=True)
