@@ -18,7 +18,7 @@ def shape(node):
     if isinstance(node, Node):
         return (node.kind, tuple(shape(a) for a in node.args),
                 None if node.body is None else tuple(shape(b) for b in node.body))
-    return (node.kind, node.text)
+    return (node.kind, node.py if node.kind == "STRING" else node.text)
 
 
 def same_meaning(a: str, b: str) -> bool:
