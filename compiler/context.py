@@ -16,7 +16,8 @@ REPEATABLE = frozenset({
     "env", "env_ref", "env_field", "env_from", "port", "named_port", "mount", "volume",
     "toleration", "sidecar", "init", "probe", "entry", "entry_file", "secret_entry", "node",
     "taint", "route", "ingress_tls", "np_allow", "np_deny", "rule", "url_rule", "bind",
-    "san", "labels", "annotations", "member_of",
+    "san", "labels", "annotations", "member_of", "affinity", "anti_affinity", "topology_spread",
+    "patch", "patch_file", "pod_labels", "pod_annotations", "object_labels", "object_annotations",
 })
 
 

@@ -18,6 +18,7 @@ ENV_KINDS = ("env", "env_ref", "env_field")
 #: security statements valid only for a container, or only for the whole pod.
 CONTAINER_ONLY = ("read_only_root", "privileged", "privilege_escalation", "caps_add", "caps_drop")
 POD_ONLY = ("supplemental_groups", "fs_group_change")
+_SOURCES = ("mount_config", "mount_secret", "mount_claim", "mount_empty", "mount_host")
 _SECURITY_FIELDS = {"run_as_user": "run_as_user", "run_as_group": "run_as_group",
                     "fs_group": "fs_group", "non_root": "run_as_non_root",
                     "read_only_root": "read_only_root", "privileged": "privileged",
@@ -39,6 +40,10 @@ class ContainerLowerer(MetaLowerer):
         ports: list[ContainerPort] = []
         mounts: list[Mount] = []
         probes: dict[str, Probe] = {}
+        # `mount NAME at PATH` of a claim template replaces the mount its `volume` makes.
+        remounted = {str(i.values()[0].py) for i in body
+                     if i.kind == "mount" and not any(isinstance(a, Node) and a.kind in _SOURCES
+                                                      for a in i.args)}
         for item in body:
             if item.kind in ENV_KINDS:
                 var = self.env(item)
@@ -56,7 +61,7 @@ class ContainerLowerer(MetaLowerer):
                     ports.append(port)
             elif item.kind == "mount":
                 mounts.append(self.mount(item))
-            elif item.kind == "volume":
+            elif item.kind == "volume" and str(item.values()[0].py) not in remounted:
                 claim = item.values()
                 mounts.append(Mount(str(claim[0].py), "template", str(claim[0].py),
                                     str(claim[2].py), span=item.span))
@@ -158,8 +163,7 @@ class ContainerLowerer(MetaLowerer):
     def mount(self, item: Node) -> Mount:
         vals = item.values()
         name = self.name(vals[0], "volume")
-        source = next((a for a in item.args if isinstance(a, Node) and a.kind in (
-            "mount_config", "mount_secret", "mount_claim", "mount_empty", "mount_host")), None)
+        source = next((a for a in item.args if isinstance(a, Node) and a.kind in _SOURCES), None)
         kind, ref, size = "named", None, None
         if source is not None:
             kind = source.kind.removeprefix("mount_")
