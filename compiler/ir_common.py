@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from kubeforge.dsl.diagnostics import NO_SPAN, Span
 
@@ -52,6 +53,17 @@ class LabelSelector:
                                                           if e.values else {})}
                 for e in self.expressions]
         return out
+
+
+@dataclass(frozen=True)
+class ObjectMeta:
+    """Name, labels, annotations and patches of an object a statement makes besides its
+    own (an autoscaler or disruption budget); unset fields follow the workload."""
+
+    name: Optional[str] = None  # default: the workload's name
+    labels: Optional[KV] = None  # None: the workload's object labels
+    annotations: KV = ()
+    patches: tuple["Patch", ...] = ()
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from kubeforge.compiler.ir_common import KV, LabelSelector, Patch
+from kubeforge.compiler.ir_common import KV, LabelSelector, ObjectMeta, Patch
 from kubeforge.dsl.diagnostics import NO_SPAN, Span
 
 
@@ -143,10 +143,7 @@ class Autoscale:
     max: int
     metrics: tuple[tuple[str, int], ...]  # (cpu|memory, percent)
     span: Span = NO_SPAN
-    name: Optional[str] = None  # default: the workload's name
-    labels: Optional[KV] = None  # None: the workload's object labels
-    annotations: KV = ()
-    patches: tuple[Patch, ...] = ()
+    meta: ObjectMeta = ObjectMeta()
 
 
 @dataclass(frozen=True)
@@ -171,10 +168,7 @@ class Disruption:
     field: str  # min_available | max_unavailable
     value: int | str
     span: Span = NO_SPAN
-    name: Optional[str] = None  # default: the workload's name
-    labels: Optional[KV] = None  # None: the workload's object labels
-    annotations: KV = ()
-    patches: tuple[Patch, ...] = ()
+    meta: ObjectMeta = ObjectMeta()
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from typing import Iterable, Optional
 
 from kubeforge.compiler import values as V
 from kubeforge.compiler.context import Lowerer
-from kubeforge.compiler.ir import KV, LabelSelector, Patch, SelectorExpr
+from kubeforge.compiler.ir import LabelSelector, ObjectMeta, Patch, SelectorExpr
 from kubeforge.dsl.ast import Node, Value
 
 _OPERATORS = {"match_in": "In", "match_notin": "NotIn", "match_exists": "Exists",
@@ -87,9 +87,8 @@ class MetaLowerer(Lowerer):
         return None
 
     # -- object metadata -------------------------------------------------------------------
-    def meta(self, body: Iterable[Node], kind: str) -> tuple[Optional[str], Optional[KV], KV,
-                                                             tuple[Patch, ...]]:
-        """(name, labels or None when not given, annotations, patches) of a metadata block."""
+    def meta(self, body: Iterable[Node], kind: str) -> ObjectMeta:
+        """A metadata block (`{ name N  labels {..}  annotations {..}  patch ... }`)."""
         body = tuple(body)
         name = None
         for stmt in body:
@@ -98,7 +97,7 @@ class MetaLowerer(Lowerer):
         label_stmts = [s for s in body if s.kind == "labels"]
         labels = self.merged_kv(label_stmts, labels=True) if label_stmts else None
         annotations = self.merged_kv(s for s in body if s.kind == "annotations")
-        return name, labels, annotations, self.patches(body)
+        return ObjectMeta(name, labels, annotations, self.patches(body))
 
 
 def _indent_removed(raw: str) -> int:

@@ -315,8 +315,7 @@ class WorkloadLowerer(ContainerLowerer, PlacementLowerer):
                 metrics.append((m_name, pct))
         if not metrics:
             metrics.append(("cpu", 80))
-        name, labels, annotations, patches = self.meta(stmt.body or (), "autoscaler")
-        return Autoscale(low, high, tuple(metrics), stmt.span, name, labels, annotations, patches)
+        return Autoscale(low, high, tuple(metrics), stmt.span, self.meta(stmt.body or (), "autoscaler"))
 
     def schedule(self, stmt: Node | None) -> str | None:
         if stmt is None:
@@ -335,8 +334,7 @@ class WorkloadLowerer(ContainerLowerer, PlacementLowerer):
         value = self.read(V.int_or_percent, stmt.values()[1])
         if field is None or value is None:
             return None
-        name, labels, annotations, patches = self.meta(stmt.body or (), "disruption budget")
-        return Disruption(field, value, stmt.span, name, labels, annotations, patches)
+        return Disruption(field, value, stmt.span, self.meta(stmt.body or (), "disruption budget"))
 
     def _int(self, stmt: Node | None) -> int | None:
         return int(stmt.value().text) if stmt is not None else None

@@ -33,5 +33,5 @@ def _any_patch(p: Program) -> bool:
                *p.workloads, *p.ingresses, *p.networkpolicies)
     if any(o.patches for o in objects):
         return True
-    return any((w.autoscale and w.autoscale.patches) or (w.disruption and w.disruption.patches)
+    return any((w.autoscale and w.autoscale.meta.patches) or (w.disruption and w.disruption.meta.patches)
                for w in p.workloads)

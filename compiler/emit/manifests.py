@@ -118,10 +118,10 @@ def namespace_objects(p: Program, ns: str) -> Iterator[Unpatched]:
         yield f"{w.kind.lower()} `{w.name}`", workload(w, services, selectors), w.patches
     for w in workloads.values():
         if w.autoscale:
-            yield f"autoscaler of `{w.name}`", hpa(w), w.autoscale.patches
+            yield f"autoscaler of `{w.name}`", hpa(w), w.autoscale.meta.patches
     for w in workloads.values():
         if w.disruption:
-            yield f"disruption budget of `{w.name}`", pdb(w), w.disruption.patches
+            yield f"disruption budget of `{w.name}`", pdb(w), w.disruption.meta.patches
     svc_by_name = {s.name: s for s in services}
     for i in p.ingresses:
         if i.namespace == ns:

@@ -265,9 +265,9 @@ def hpa(w: Workload) -> dict:
     metrics = [{"type": "Resource", "resource": {
         "name": name, "target": {"type": "Utilization", "averageUtilization": pct}}}
         for name, pct in a.metrics]
-    labels = a.labels if a.labels is not None else w.object_labels
-    return obj("autoscaling/v2", "HorizontalPodAutoscaler", a.name or w.name, w.namespace,
-               labels, a.annotations,
+    labels = a.meta.labels if a.meta.labels is not None else w.object_labels
+    return obj("autoscaling/v2", "HorizontalPodAutoscaler", a.meta.name or w.name, w.namespace,
+               labels, a.meta.annotations,
                spec={"scaleTargetRef": {"apiVersion": "apps/v1", "kind": w.kind, "name": w.name},
                      "minReplicas": a.min, "maxReplicas": a.max, "metrics": metrics})
 
@@ -276,6 +276,6 @@ def pdb(w: Workload) -> dict:
     d = w.disruption
     assert d is not None
     key = "minAvailable" if d.field == "min_available" else "maxUnavailable"
-    labels = d.labels if d.labels is not None else w.object_labels
-    return obj("policy/v1", "PodDisruptionBudget", d.name or w.name, w.namespace, labels,
-               d.annotations, spec={"selector": w.label_selector.doc(), key: d.value})
+    labels = d.meta.labels if d.meta.labels is not None else w.object_labels
+    return obj("policy/v1", "PodDisruptionBudget", d.meta.name or w.name, w.namespace, labels,
+               d.meta.annotations, spec={"selector": w.label_selector.doc(), key: d.value})
