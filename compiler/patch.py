@@ -2,7 +2,8 @@
 
 Two kinds, as kubectl and Kustomize know them:
 
-* a strategic merge patch (YAML): maps merge key by key, `null` deletes a key, and lists
+* a strategic merge patch (YAML): maps merge key by key, `null` (or a map holding
+  `$patch: delete`) deletes a key, and lists
   that Kubernetes merges by a key (containers by `name`, volumeMounts by `mountPath`, ...,
   read from the version's schema) merge element by element; `$patch: delete` in a list
   element removes it, `$patch: replace` replaces the map or list it is in. Other lists are
@@ -133,7 +134,7 @@ def strategic_merge(target: Any, patch: Any, schema: dict | None) -> Any:
         if key == "$patch":
             continue
         sub = _property(schema, key)
-        if value is None:
+        if value is None or (isinstance(value, dict) and value.get("$patch") == "delete"):
             out.pop(key, None)
         elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = strategic_merge(out[key], value, sub)

@@ -434,6 +434,15 @@ def test_patch_errors_point_into_the_patch(diagnose):
     assert "not valid YAML" in err.diagnostics[0].message
 
 
+def test_strategic_merge_directives():
+    from kubeforge.compiler.patch import strategic_merge
+
+    target = {"spec": {"a": 1, "sc": {"x": 1}, "args": ["1", "2"], "keep": {"y": 2}}}
+    patch = {"spec": {"a": None, "sc": {"$patch": "delete"}, "args": ["3"],
+                      "keep": {"$patch": "replace", "z": 3}}}
+    assert strategic_merge(target, patch, None) == {"spec": {"args": ["3"], "keep": {"z": 3}}}
+
+
 def test_patch_of_a_template_applies_to_each_workload(compile_objects):
     objects = compile_objects('template t { image "x"  patch """\n  spec:\n    paused: true\n""" }\n'
                               'namespace a { deployment one extends t {}  deployment two extends t {} }')
