@@ -55,3 +55,5 @@ class Subject:
     bindings: tuple[Binding, ...] = ()
     cert_validity_days: Optional[int] = None
     automount_token: Optional[bool] = None
+    labels: KV = ()  # ServiceAccount only (the object's)
+    annotations: KV = ()

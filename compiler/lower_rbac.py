@@ -189,9 +189,14 @@ class RbacLowerer(MetaLowerer):
                 if kind != "ServiceAccount":
                     self.error("E116", "only service accounts have tokens to mount", item.span)
                 automount = item.value().py
+            elif item.kind in ("labels", "annotations") and kind != "ServiceAccount":
+                self.error("E116", f"a {stmt.kind} is no Kubernetes object to label", item.span,
+                           "labels and annotations go on service accounts and other objects")
         if kind == "User" and name.startswith("system:"):
             self.error("E105", f"user `{name}` uses the reserved `system:` prefix", name_v.span)
         return Subject(kind, name, stmt.span, namespace if kind == "ServiceAccount" else None,
-                       tuple(dict.fromkeys(groups)), tuple(bindings), validity, automount)
+                       tuple(dict.fromkeys(groups)), tuple(bindings), validity, automount,
+                       self.merged_kv((s for s in body if s.kind == "labels"), labels=True),
+                       self.merged_kv(s for s in body if s.kind == "annotations"))
 
 

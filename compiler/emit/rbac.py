@@ -77,8 +77,10 @@ def binding_doc(binding: RbacBinding) -> dict:
 
 
 def service_account_doc(subject: Subject) -> dict:
-    doc: dict[str, Any] = {"apiVersion": "v1", "kind": "ServiceAccount",
-                           "metadata": _metadata(subject.name, subject.namespace)}
+    meta = _metadata(subject.name, subject.namespace, dict(subject.labels))
+    if subject.annotations:
+        meta["annotations"] = dict(subject.annotations)
+    doc: dict[str, Any] = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
     if subject.automount_token is not None:
         doc["automountServiceAccountToken"] = subject.automount_token
     return doc

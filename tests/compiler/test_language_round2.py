@@ -453,7 +453,8 @@ def test_patch_of_a_template_applies_to_each_workload(compile_objects):
 # ------------------------------------------------------------------------------ identities, RBAC
 def test_identities_with_colons_and_at_signs(compile_objects):
     objects = compile_objects('''namespace a {
-  serviceaccount metrics { bind system:auth-delegator cluster-wide  bind view }
+  serviceaccount metrics { bind system:auth-delegator cluster-wide  bind view
+    labels { team = "obs" }  annotations { "example.com/owner" = "obs" } }
 }
 group "oidc:devs" { bind edit in a }
 user alice@example.com { groups "oidc:devs" system:monitoring-readers }
@@ -461,6 +462,9 @@ user "bob@example.com" { bind system:monitoring }''')
     crb = objects[("ClusterRoleBinding", "kubeforge:serviceaccount:a:metrics:system:auth-delegator")]
     assert crb["roleRef"]["name"] == "system:auth-delegator"
     assert crb["subjects"] == [{"kind": "ServiceAccount", "name": "metrics", "namespace": "a"}]
+    sa = objects[("ServiceAccount", "metrics")]["metadata"]
+    assert sa["labels"] == {"team": "obs", "app.kubernetes.io/managed-by": "kubeforge"}
+    assert sa["annotations"] == {"example.com/owner": "obs"}
     rb = objects[("RoleBinding", "kubeforge:serviceaccount:a:metrics:view")]
     assert rb["metadata"]["namespace"] == "a"
     assert objects[("RoleBinding", "kubeforge:group:oidc:devs:edit")]["subjects"][0]["name"] == \

@@ -121,6 +121,24 @@ def test_can_i_impersonate_users_and_groups(tmp_path):
         assert result.exit_code == 0, result.output
 
 
+def test_can_i_through_builtin_system_roles_bound_cluster_wide():
+    policies = str(ROOT / "examples" / "policies.kf")
+    adapter = "system:serviceaccount:monitoring:metrics-adapter"
+    assert cli("rbac", "can-i", policies, "--as", adapter, "create", "tokenreviews").exit_code == 0
+    assert cli("rbac", "can-i", policies, "--as", adapter, "create",
+               "subjectaccessreviews").exit_code == 0
+    # view cluster-wide: reads pods anywhere, never secrets
+    assert cli("rbac", "can-i", policies, "--as", adapter, "list", "pods").exit_code == 0
+    assert cli("rbac", "can-i", policies, "--as", adapter, "get", "secrets", "-n",
+               "payments").exit_code == 1
+    # the custom verb reaches the team role through aggregation, and view gets the reader
+    ana = ("--as", "ana@example.com")
+    assert cli("rbac", "can-i", policies, *ana, "reconcile", "widgets.example.com", "-n",
+               "payments").exit_code == 0
+    assert cli("rbac", "can-i", policies, "--as", "sre@example.com", "list",
+               "widgets.example.com").exit_code == 0
+
+
 def test_can_i_as_group_follows_impersonation(tmp_path):
     path = tmp_path / "grp.kf"
     path.write_text('namespace a {}\nuser alice { groups dev  bind view in a }\n'
