@@ -89,6 +89,10 @@ def check_program(p: Program, diags: Collector) -> None:
         if target is None:
             unknown("workload", s.target, s.namespace, workloads, s.target_span)
             continue
+        if not s.selector and not target.selector:
+            diags.error("E114", f"service `{s.name}` cannot select the pods of `{target.name}`: "
+                        "their selector has expressions only, which a service cannot use",
+                        s.span, 'give the service a `selector { key = "value" }` block')
         if s.selector and not set(s.selector) <= set(target.labels):  # the pods' labels
             diags.error("E114", f"service `{s.name}` selector matches no pod of `{target.name}`",
                         s.span, "pod labels are " + ", ".join(f"{k}={v}" for k, v in target.labels))

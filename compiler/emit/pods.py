@@ -119,7 +119,7 @@ def pod_security(s: Security) -> dict:
 def _affinity(w: Workload, selectors: Selectors) -> dict:
     out: dict[str, dict] = {}
     if w.spread:
-        term = {"labelSelector": {"matchLabels": dict(w.selector)}, "topologyKey": w.spread_key}
+        term = {"labelSelector": w.label_selector.doc(), "topologyKey": w.spread_key}
         if w.spread == "hard":
             out["podAntiAffinity"] = {"requiredDuringSchedulingIgnoredDuringExecution": [term]}
         else:

@@ -234,6 +234,14 @@ def test_workload_selector_with_expressions_must_match_its_pods(compile_objects,
     err = diagnose('namespace a { deployment w { image "x" }\n'
                    '  service w -> w port 80 { selector { app exists } } }')
     assert err.diagnostics[0].code == "E116"
+    err = diagnose('namespace a { deployment w { image "x"  selector { app in "w" } }\n'
+                   '  service w -> w port 80 }')
+    assert err.diagnostics[0].code == "E114" and "expressions only" in err.diagnostics[0].message
+    objects = compile_objects('namespace a { deployment w { image "x"  spread hard\n'
+                              '  selector { app = "w"  tier not in "canary" } } }')
+    term = pod(objects, "Deployment", "w")["affinity"]["podAntiAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term["labelSelector"] == objects[("Deployment", "w")]["spec"]["selector"]
 
 
 def test_networkpolicy_selectors_namespaces_and_except(compile_objects):
