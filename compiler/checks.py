@@ -29,7 +29,6 @@ def check_program(p: Program, diags: Collector) -> None:
 
     for w in p.workloads:
         _check_selector(w, diags)
-        pod_volumes: dict[str, Span] = {}
         for c in (*w.containers, *w.init_containers):
             _unique_ports(c.ports, f"`{c.name}`", diags)
             for env in c.env:
@@ -54,17 +53,19 @@ def check_program(p: Program, diags: Collector) -> None:
                     unknown("secret", m.ref, w.namespace, secrets, m.span)
                 elif m.source == "claim" and (w.namespace, m.ref) not in pvcs:
                     unknown("pvc", m.ref, w.namespace, pvcs, m.span)
-                if m.source != "template":
-                    previous = pod_volumes.get(m.name)
-                    if previous is not None and previous != m.span and c is w.containers[0]:
-                        diags.error("E100", f"volume `{m.name}` is declared twice", m.span)
-                    pod_volumes.setdefault(m.name, m.span)
             names = {p_.name for p_ in c.ports if p_.name}
-            for probe in c.probes:
+            for probe in (*c.probes, *c.hooks):
                 if isinstance(probe.port, str) and probe.port not in names:
-                    diags.error("E108", f"probe port `{probe.port}` is not a named port of "
+                    what = "probe" if probe in c.probes else "lifecycle hook"
+                    diags.error("E108", f"{what} port `{probe.port}` is not a named port of "
                                 f"`{c.name}`", probe.span, did_you_mean(probe.port, names) or
                                 f"declare it: `port {probe.port} 8080`")
+        for aff in w.affinities:
+            if aff.workload is not None and (w.namespace, aff.workload) not in workloads:
+                unknown("workload", aff.workload, w.namespace, workloads, aff.span)
+            for ns_name in aff.namespaces:
+                if ns_name not in namespaces:
+                    _unknown_namespace(ns_name, aff.span, namespaces, diags)
         if w.service_account and w.service_account != "default" \
                 and (w.namespace, w.service_account) not in accounts:
             diags.error("E102", f"unknown service account `{w.service_account}` in namespace "
@@ -88,7 +89,11 @@ def check_program(p: Program, diags: Collector) -> None:
         if target is None:
             unknown("workload", s.target, s.namespace, workloads, s.target_span)
             continue
-        if s.selector and not set(s.selector) <= set(target.labels):
+        if not s.selector and not target.selector:
+            diags.error("E114", f"service `{s.name}` cannot select the pods of `{target.name}`: "
+                        "their selector has expressions only, which a service cannot use",
+                        s.span, 'give the service a `selector { key = "value" }` block')
+        if s.selector and not set(s.selector) <= set(target.labels):  # the pods' labels
             diags.error("E114", f"service `{s.name}` selector matches no pod of `{target.name}`",
                         s.span, "pod labels are " + ", ".join(f"{k}={v}" for k, v in target.labels))
         container_names = {p_.name for c in target.containers for p_ in c.ports if p_.name}
@@ -133,11 +138,15 @@ def check_program(p: Program, diags: Collector) -> None:
             unknown("workload", np.pods, np.namespace, workloads, np.pods_span)
         for rule in np.rules:
             for peer in rule.peers:
-                if peer.kind == "workload" and (np.namespace, peer.value) not in workloads:
-                    unknown("workload", peer.value, np.namespace, workloads, peer.span)
+                if peer.namespace is not None and peer.namespace not in namespaces:
+                    _unknown_namespace(peer.namespace, peer.span, namespaces, diags)
+                    continue
+                if peer.kind == "workload" and \
+                        (peer.namespace or np.namespace, peer.value) not in workloads:
+                    unknown("workload", peer.value, peer.namespace or np.namespace, workloads,
+                            peer.span)
                 if peer.kind == "namespace" and peer.value not in namespaces:
-                    diags.error("E102", f"unknown namespace `{peer.value}`", peer.span,
-                                did_you_mean(peer.value, namespaces))
+                    _unknown_namespace(peer.value, peer.span, namespaces, diags)
 
     _check_rbac(p, diags, namespaces)
 
@@ -182,13 +191,21 @@ def _unique_names(p: Program, diags: Collector) -> None:
         seen_subjects.setdefault(key, s.span)
 
 
+def _unknown_namespace(name: str, span: Span, namespaces: set[str], diags: Collector) -> None:
+    diags.error("E102", f"unknown namespace `{name}`", span,
+                did_you_mean(name, namespaces) or f"declare it: `namespace {name} {{}}`")
+
+
 def _check_selector(w: Workload, diags: Collector) -> None:
     labels = dict(w.labels)
     for key, value in w.selector:
         if labels.get(key) != value:
             diags.error("E114", f"selector {key}={value} of `{w.name}` does not match its pods",
                         w.span, "pod labels are " + ", ".join(f"{k}={v}" for k, v in w.labels))
-            break
+            return
+    if not w.label_selector.matches(labels):
+        diags.error("E114", f"the selector expressions of `{w.name}` do not match its pods",
+                    w.span, "pod labels are " + ", ".join(f"{k}={v}" for k, v in w.labels))
 
 
 def _unique_ports(ports, where: str, diags: Collector) -> None:
@@ -210,20 +227,33 @@ def _unique_ports(ports, where: str, diags: Collector) -> None:
 def _check_rbac(p: Program, diags: Collector, namespaces: set[str]) -> None:
     roles = {(r.namespace, r.name): r for r in p.roles}
     cluster_roles = {r.name for r in p.roles if r.namespace is None}
+    from kubeforge.compiler.rbac_defaults import system_role_names
+
+    declare = "declare it: `namespace {} {{}}`"
+    system_roles = system_role_names(p.cluster.version if p.cluster else None)
     for role in p.roles:
         if role.namespace is not None and role.namespace not in namespaces:
             diags.error("E102", f"role `{role.name}` is in unknown namespace `{role.namespace}`",
-                        role.span, did_you_mean(role.namespace, namespaces))
+                        role.span, did_you_mean(role.namespace, namespaces)
+                        or declare.format(role.namespace))
     for s in p.subjects:
         if s.namespace is not None and s.namespace not in namespaces:
             diags.error("E102", f"service account `{s.name}` is in unknown namespace "
-                        f"`{s.namespace}`", s.span, did_you_mean(s.namespace, namespaces))
+                        f"`{s.namespace}`", s.span, did_you_mean(s.namespace, namespaces)
+                        or declare.format(s.namespace))
         for b in s.bindings:
             if b.namespace is not None and b.namespace not in namespaces:
-                diags.error("E102", f"unknown namespace `{b.namespace}`", b.span,
-                            did_you_mean(b.namespace, namespaces))
+                _unknown_namespace(b.namespace, b.span, namespaces, diags)
                 continue
-            builtin = b.role in BUILTIN_CLUSTER_ROLES or b.role.startswith("system:")
+            if b.role.startswith("system:") and b.role not in cluster_roles \
+                    and b.role not in system_roles:
+                version = p.cluster.version if p.cluster else "the default version"
+                diags.warning("W211", f"`{b.role}` is not a built-in ClusterRole of Kubernetes "
+                              f"{version} that kubeforge knows", b.span,
+                              did_you_mean(b.role, system_roles) or
+                              "the binding is emitted, but `rbac can-i` cannot know its rules")
+                continue
+            builtin = b.role in BUILTIN_CLUSTER_ROLES or b.role in system_roles
             if (b.namespace, b.role) in roles or b.role in cluster_roles or builtin:
                 continue
             elsewhere = [ns for (ns, name) in roles if name == b.role and ns is not None]

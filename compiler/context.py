@@ -16,7 +16,8 @@ REPEATABLE = frozenset({
     "env", "env_ref", "env_field", "env_from", "port", "named_port", "mount", "volume",
     "toleration", "sidecar", "init", "probe", "entry", "entry_file", "secret_entry", "node",
     "taint", "route", "ingress_tls", "np_allow", "np_deny", "rule", "url_rule", "bind",
-    "san", "labels", "annotations", "member_of",
+    "san", "labels", "annotations", "member_of", "affinity", "anti_affinity", "topology_spread",
+    "patch", "patch_file", "pod_labels", "pod_annotations", "object_labels", "object_annotations",
 })
 
 
@@ -87,7 +88,7 @@ class Lowerer:
         out: dict[str, str] = {}
         for entry in (node.body or ()) if node else ():
             key_v, val_v = entry.values()[0], entry.values()[1]
-            key, val = str(key_v.py), str(val_v.py)
+            key, val = str(key_v.py), V.text(val_v)
             if labels:
                 problem = V.label_key_problem(key)
                 if problem:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from kubeforge.compiler.context import Lowerer
-from kubeforge.compiler.ir import Binding, PolicyRule, Role, Subject
+from kubeforge.compiler import values as V
+from kubeforge.compiler.ir import Binding, LabelSelector, PolicyRule, Role, Subject
+from kubeforge.compiler.lower_meta import MetaLowerer
 from kubeforge.dsl.ast import Node
 from kubeforge.dsl.diagnostics import did_you_mean
 
@@ -13,7 +14,7 @@ RESOURCE_GROUPS = {
         "pods", "services", "endpoints", "configmaps", "secrets", "serviceaccounts",
         "persistentvolumeclaims", "persistentvolumes", "namespaces", "nodes", "events",
         "replicationcontrollers", "resourcequotas", "limitranges", "podtemplates", "bindings",
-        "componentstatuses")},
+        "componentstatuses", "users", "groups")},
     **{r: "apps" for r in ("deployments", "statefulsets", "daemonsets", "replicasets",
                            "controllerrevisions")},
     **{r: "batch" for r in ("jobs", "cronjobs")},
@@ -29,23 +30,28 @@ RESOURCE_GROUPS = {
     "certificatesigningrequests": "certificates.k8s.io",
     "customresourcedefinitions": "apiextensions.k8s.io",
     "priorityclasses": "scheduling.k8s.io",
-    "tokenreviews": "authentication.k8s.io",
+    **{r: "authentication.k8s.io" for r in ("tokenreviews", "selfsubjectreviews", "userextras",
+                                            "uids")},
     **{r: "authorization.k8s.io" for r in ("subjectaccessreviews", "selfsubjectaccessreviews",
                                            "localsubjectaccessreviews", "selfsubjectrulesreviews")},
 }
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection",
-         "escalate", "bind", "impersonate", "use", "approve", "sign", "proxy", "*")
+         "escalate", "bind", "impersonate", "use", "approve", "sign", "proxy", "attest", "*")
+#: Verbs of non-resource URLs: the request's lower-cased HTTP method.
+URL_VERBS = ("get", "post", "put", "patch", "delete", "head", "options", "*")
+#: The longest `aggregate_to` name: its label key `aggregate-to-NAME` must fit 63 characters.
+AGGREGATE_NAME_MAX = 63 - len("aggregate-to-")
 #: ClusterRoles every cluster has (user-facing ones and the commonly bound system ones).
 BUILTIN_CLUSTER_ROLES = ("cluster-admin", "admin", "edit", "view")
 
 
-class RbacLowerer(Lowerer):
+class RbacLowerer(MetaLowerer):
     def role(self, stmt: Node, namespace: str | None) -> Role:
         name = self.name(stmt.value(), "role", subdomain=True)
         rules: list[PolicyRule] = []
         labels: list[tuple[str, str]] = []
         aggregate_to: list[str] = []
-        aggregate_from: tuple = ()
+        selectors: list[LabelSelector] = []
         cluster = stmt.kind == "clusterrole"
         for item in stmt.body or ():
             if item.kind == "rule":
@@ -54,7 +60,7 @@ class RbacLowerer(Lowerer):
                 if not cluster:
                     self.error("E116", "non-resource URLs can only be granted by a clusterrole",
                                item.span, "declare `clusterrole NAME { ... }`")
-                verbs = self.verbs(item)
+                verbs = self.verbs(item, URL_VERBS)
                 urls = tuple(str(v.py) for v in item.values() if v.kind == "STRING")
                 for url in urls:
                     if not url.startswith("/") and url != "*":
@@ -65,23 +71,58 @@ class RbacLowerer(Lowerer):
             elif item.kind == "aggregate_to":
                 if not cluster:
                     self.error("E116", "only a clusterrole can aggregate", item.span)
-                aggregate_to.extend(str(v.py) for v in item.values())
+                for v in item.values():
+                    target = str(v.py)
+                    if len(target) > AGGREGATE_NAME_MAX or V.label_key_problem(
+                            f"aggregate-to-{target}"):
+                        self.error("E105", f"`aggregate_to {target}` makes the label key "
+                                   f"`rbac.authorization.k8s.io/aggregate-to-{target}`, which "
+                                   "Kubernetes rejects", v.span,
+                                   f"the name must be at most {AGGREGATE_NAME_MAX} letters, "
+                                   "digits, '-', '_' or '.'")
+                    aggregate_to.append(target)
             elif item.kind == "aggregate_from":
                 if not cluster:
                     self.error("E116", "only a clusterrole can aggregate", item.span)
-                aggregate_from = self.kv(item, labels=True)
+                selectors.append(self.selector(item))
+        aggregate_from = tuple(selectors) if selectors else None
+        if aggregate_from is not None and rules:
+            first = next(i for i in stmt.body or () if i.kind in ("rule", "url_rule"))
+            self.error("E116", f"clusterrole `{name}` aggregates (`aggregate_from`) and also has "
+                       "`allow` rules", first.span, "the API server's aggregation controller "
+                       "replaces the rules of an aggregated role; move these rules to another "
+                       "clusterrole that the selector picks up")
         return Role(name, None if cluster else namespace, tuple(rules), stmt.span, tuple(labels),
                     tuple(aggregate_to), aggregate_from)
 
-    def verbs(self, item: Node) -> tuple[str, ...]:
+    def verbs(self, item: Node, known: tuple[str, ...] = VERBS,
+              custom: bool = False) -> tuple[str, ...]:
+        """The rule's verbs. ``custom``: unknown verbs are allowed (custom resources may
+        define their own), unless one is a near miss of a known verb."""
         clause = item.clause("rule_verbs")
         assert clause is not None
-        return tuple(dict.fromkeys(self.choice(v, VERBS, "verb") or v.text for v in clause.values()))
+        out = []
+        for v in clause.values():
+            word = str(v.py)
+            if word in known:
+                out.append(word)
+                continue
+            near = did_you_mean(word, known)
+            if custom and near is None:
+                out.append(word)
+                continue
+            hint = near or ("custom verbs are allowed on resources of a named API group "
+                            '(`group "example.com"`); known verbs: ' + ", ".join(known))
+            self.error("E104", f"unknown verb `{word}`", v.span, hint)
+            out.append(word)
+        return tuple(dict.fromkeys(out))
 
     def rule(self, item: Node) -> list[PolicyRule]:
-        verbs_t = self.verbs(item)
-        resources = item.clause("rule_resources").values()
         group_clause = item.clause("rule_group")
+        custom = group_clause is not None and any(
+            str(v.py) not in set(RESOURCE_GROUPS.values()) for v in group_clause.values())
+        verbs_t = self.verbs(item, custom=custom)
+        resources = item.clause("rule_resources").values()
         names_clause = item.clause("rule_names")
         names = tuple(str(v.py) for v in names_clause.values()) if names_clause else ()
         if group_clause is not None:
@@ -108,6 +149,8 @@ class RbacLowerer(Lowerer):
         kind = {"user": "User", "group": "Group", "serviceaccount": "ServiceAccount"}[stmt.kind]
         name_v = stmt.value()
         name = str(name_v.py)
+        if kind != "ServiceAccount" and (not name or name != name.strip()):
+            self.error("E105", f"`{name}` is not a {stmt.kind} name", name_v.span)
         if kind == "ServiceAccount":
             name = self.name(name_v, "service account", subdomain=True)
             scope = stmt.clause("role_scope")
@@ -132,9 +175,10 @@ class RbacLowerer(Lowerer):
             elif item.kind == "bind":
                 scope = item.clause("role_scope")
                 ns = str(scope.value().py) if scope else None
-                if kind == "ServiceAccount" and ns is None:
+                wide = item.clause("bind_cluster") is not None
+                if kind == "ServiceAccount" and ns is None and not wide:
                     ns = namespace
-                bindings.append(Binding(str(item.value().py), ns, item.span))
+                bindings.append(Binding(str(item.value().py), ns, item.span, wide))
             elif item.kind == "cert_validity":
                 if kind != "User":
                     self.error("E116", "only users get client certificates", item.span)
@@ -145,9 +189,14 @@ class RbacLowerer(Lowerer):
                 if kind != "ServiceAccount":
                     self.error("E116", "only service accounts have tokens to mount", item.span)
                 automount = item.value().py
+            elif item.kind in ("labels", "annotations") and kind != "ServiceAccount":
+                self.error("E116", f"a {stmt.kind} is no Kubernetes object to label", item.span,
+                           "labels and annotations go on service accounts and other objects")
         if kind == "User" and name.startswith("system:"):
             self.error("E105", f"user `{name}` uses the reserved `system:` prefix", name_v.span)
         return Subject(kind, name, stmt.span, namespace if kind == "ServiceAccount" else None,
-                       tuple(dict.fromkeys(groups)), tuple(bindings), validity, automount)
+                       tuple(dict.fromkeys(groups)), tuple(bindings), validity, automount,
+                       self.merged_kv((s for s in body if s.kind == "labels"), labels=True),
+                       self.merged_kv(s for s in body if s.kind == "annotations"))
 
 

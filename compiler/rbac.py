@@ -14,8 +14,11 @@ The matching rules mirror ``plugin/pkg/auth/authorizer/rbac`` (``rbac.go`` and
 * a ServiceAccount subject matches the username ``system:serviceaccount:<ns>:<name>``.
 
 Aggregated ClusterRoles get their rules the way the aggregation controller fills them: the
-union of the rules of every other ClusterRole matching a selector, iterated to a fixed point
-(``view`` feeds ``edit`` feeds ``admin``).
+union of the rules of every other ClusterRole matching a selector, iterated to the least fixed
+point from empty rules (``view`` feeds ``edit`` feeds ``admin``; a cycle of aggregated roles
+grants nothing that no plain role brings in).
+
+Identities follow kube-apiserver's impersonation (``kubectl --as``, see :func:`impersonate`).
 """
 
 from __future__ import annotations
@@ -23,11 +26,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Optional
 
-from kubeforge.compiler.ir import KV, PolicyRule, Role
+from kubeforge.compiler import values as V
+from kubeforge.compiler.ir import LabelSelector, PolicyRule, Role
 from kubeforge.dsl.diagnostics import NO_SPAN, Span
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 AUTHENTICATED = "system:authenticated"
+UNAUTHENTICATED = "system:unauthenticated"
+ANONYMOUS = "system:anonymous"
 ALL_SERVICEACCOUNTS = "system:serviceaccounts"
 SA_USER_PREFIX = "system:serviceaccount:"
 
@@ -84,19 +90,53 @@ class Identity:
 
     @classmethod
     def user(cls, name: str, groups: Iterable[str] = ()) -> "Identity":
-        """A user authenticated by certificate or token: groups plus system:authenticated."""
-        if name.startswith(SA_USER_PREFIX):
-            namespace, _, sa = name[len(SA_USER_PREFIX):].partition(":")
-            if namespace and sa:
-                return cls.service_account(namespace, sa, groups)
-        return cls(name, _unique([*groups, AUTHENTICATED]))
+        """A user authenticated by certificate (CN = name, O = groups)."""
+        return impersonate(name, tuple(groups))
 
     @classmethod
-    def service_account(cls, namespace: str, name: str, extra: Iterable[str] = ()) -> "Identity":
+    def service_account(cls, namespace: str, name: str) -> "Identity":
         """What the service-account token authenticator reports for a pod's token."""
         return cls(f"{SA_USER_PREFIX}{namespace}:{name}",
-                   _unique([ALL_SERVICEACCOUNTS, f"{ALL_SERVICEACCOUNTS}:{namespace}",
-                            *extra, AUTHENTICATED]))
+                   (*service_account_groups(namespace), AUTHENTICATED))
+
+
+def split_service_account(username: str) -> Optional[tuple[str, str]]:
+    """(namespace, name) when ``username`` is a service account's, as upstream's
+    ``serviceaccount.SplitUsername`` decides: exactly two valid parts after the prefix."""
+    if not username.startswith(SA_USER_PREFIX):
+        return None
+    parts = username[len(SA_USER_PREFIX):].split(":")
+    if len(parts) != 2:
+        return None
+    namespace, name = parts
+    if not V.is_dns_label(namespace) or not V.is_dns_subdomain(name):
+        return None
+    return namespace, name
+
+
+def service_account_groups(namespace: str) -> tuple[str, str]:
+    return ALL_SERVICEACCOUNTS, f"{ALL_SERVICEACCOUNTS}:{namespace}"
+
+
+def impersonate(user: str, groups: Optional[tuple[str, ...]]) -> "Identity":
+    """The user info kube-apiserver builds for ``kubectl --as USER [--as-group G]...``.
+
+    Mirrors the impersonation filter: a service-account name brings its account's groups
+    only when no group is given; ``system:authenticated`` is added unless the user is
+    ``system:anonymous`` or a given group is ``system:authenticated`` or
+    ``system:unauthenticated``; ``system:anonymous`` gets ``system:unauthenticated``
+    unless given. ``groups`` None means none were given.
+    """
+    given = tuple(groups or ())
+    names = list(given)
+    if split_service_account(user) is not None and not given:
+        names = list(service_account_groups(split_service_account(user)[0]))
+    if user != ANONYMOUS:
+        if not any(g in (AUTHENTICATED, UNAUTHENTICATED) for g in names):
+            names.append(AUTHENTICATED)
+    elif UNAUTHENTICATED not in names:
+        names.append(UNAUTHENTICATED)
+    return Identity(user, _unique(names))
 
 
 @dataclass(frozen=True)
@@ -227,29 +267,35 @@ def aggregation_labels(role: Role) -> dict[str, str]:
     return labels
 
 
-def selector_matches(selector: KV, labels: dict[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector)
+def selector_matches(selector: LabelSelector, labels: dict[str, str]) -> bool:
+    return selector.matches(labels)
 
 
 def aggregate(cluster_roles: Iterable[Role]) -> dict[str, Role]:
     """Fill every aggregated ClusterRole's rules as the aggregation controller would.
 
     The controller replaces an aggregated role's rules with the de-duplicated union of the
-    rules of every *other* ClusterRole its selector matches, in name order, and re-runs when
-    a source changes; iterating to a fixed point gives the settled state.
+    rules of every *other* ClusterRole each of its selectors matches (selector by selector,
+    roles in name order), and re-runs when a source changes. Aggregated roles start with no
+    rules (the controller owns them, and the emitted objects carry none), so iterating gives
+    the least fixed point: a cycle of aggregated roles cannot feed itself.
     """
-    roles = {r.name: r for r in cluster_roles}
+    roles = {r.name: (_with_rules(r, ()) if r.aggregate_from is not None else r)
+             for r in cluster_roles}
     labels = {r.name: aggregation_labels(r) for r in roles.values()}
-    for _ in range(len(roles) + 1):
+    # Each round can only add rules and the union is bounded, so this terminates; the bound
+    # is a guard, not a cut-off (it is never reached).
+    for _ in range(len(roles) * max(1, sum(len(r.rules) for r in roles.values())) + 2):
         changed = False
         for name in sorted(roles):
             role = roles[name]
-            if not role.aggregate_from:
+            if role.aggregate_from is None:
                 continue
             rules: list[PolicyRule] = []
-            for other in sorted(roles):
-                if other != name and selector_matches(role.aggregate_from, labels[other]):
-                    rules.extend(r for r in roles[other].rules if r not in rules)
+            for selector in role.aggregate_from:
+                for other in sorted(roles):
+                    if other != name and selector.matches(labels[other]):
+                        rules.extend(r for r in roles[other].rules if r not in rules)
             if tuple(rules) != role.rules:
                 roles[name] = _with_rules(role, tuple(rules))
                 changed = True

@@ -6,7 +6,8 @@ reviewer can trace each grant to a line. The kind of binding follows the scope:
 * ``bind R in NS``: a RoleBinding in NS, to Role R of NS if the file defines one, else to
   ClusterRole R (user-defined or built-in), scoped to NS by the RoleBinding;
 * ``bind R`` of a user or group: a ClusterRoleBinding to ClusterRole R;
-* ``bind R`` of a service account: a RoleBinding in the account's own namespace.
+* ``bind R`` of a service account: a RoleBinding in the account's own namespace;
+* ``bind R cluster-wide`` (any subject): a ClusterRoleBinding to ClusterRole R.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Iterator, Optional
 
 from kubeforge.compiler.ir import Binding, Program, Role, Subject
 from kubeforge.compiler.rbac import Authorizer, Identity, RbacBinding, RoleRef, SubjectRef
-from kubeforge.compiler.rbac_defaults import builtin_bindings, builtin_cluster_roles
+from kubeforge.compiler.rbac_defaults import (builtin_bindings, builtin_cluster_roles,
+                                              system_cluster_roles, system_role_names)
 
 PREFIX = "kubeforge"
 
@@ -63,13 +65,13 @@ def binding_name(subject: Subject, role: str) -> str:
 def resolve(program: Program) -> Iterator[ResolvedBind]:
     """Every `bind` of every subject, resolved against the file's and the built-in roles."""
     cluster_roles = {r.name for r in program.roles if r.cluster_scoped}
-    builtin = {r.name for r in builtin_cluster_roles()}
+    builtin = {r.name for r in builtin_cluster_roles()} | system_role_names(version_of(program))
     ns_roles = {(r.namespace, r.name) for r in program.roles if not r.cluster_scoped}
     seen: set[tuple[str, Optional[str], str]] = set()
     for subject in program.subjects:
         for bind in subject.bindings:
             namespace = bind.namespace
-            if namespace is None and subject.kind == "ServiceAccount":
+            if namespace is None and subject.kind == "ServiceAccount" and not bind.cluster_wide:
                 namespace = subject.namespace
             if namespace is not None and (namespace, bind.role) in ns_roles:
                 ref, found = RoleRef("Role", bind.role), "role"
@@ -100,6 +102,7 @@ def authorizer_for(program: Program, *, defaults: bool = True) -> Authorizer:
     if defaults:
         defined = {r.name for r in program.roles if r.cluster_scoped}
         # A file's clusterrole of a built-in name replaces it, as `kubectl apply` would.
-        roles += [r for r in builtin_cluster_roles(version_of(program)) if r.name not in defined]
+        roles += [r for r in (*builtin_cluster_roles(version_of(program)),
+                              *system_cluster_roles(version_of(program))) if r.name not in defined]
         bindings += builtin_bindings()
     return Authorizer.build(roles, bindings)

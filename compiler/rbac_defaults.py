@@ -16,7 +16,7 @@ from typing import Optional
 
 import yaml
 
-from kubeforge.compiler.ir import PolicyRule, Role
+from kubeforge.compiler.ir import LabelSelector, PolicyRule, Role
 from kubeforge.compiler.lower_rbac import RESOURCE_GROUPS
 from kubeforge.compiler.rbac import RbacBinding, RoleRef, SubjectRef
 from kubeforge.dsl.diagnostics import NO_SPAN
@@ -76,20 +76,48 @@ def _since_ok(rule: dict, minor: int) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def builtin_cluster_roles(version: Optional[str] = None) -> tuple[Role, ...]:
-    """The default ClusterRoles as of Kubernetes ``version`` (aggregated ones unfilled)."""
+    """The default user-facing ClusterRoles as of Kubernetes ``version`` (aggregated ones
+    unfilled); :func:`system_cluster_roles` has the other system roles."""
     minor = _minor(version)
     out = []
     for doc in _documents():
         if doc["kind"] != "ClusterRole":
             continue
-        selectors = (doc.get("aggregationRule") or {}).get("clusterRoleSelectors") or []
-        # Every bootstrap aggregated role has exactly one matchLabels selector.
-        match = tuple(sorted((selectors[0].get("matchLabels") or {}).items())) if selectors else ()
+        rule = doc.get("aggregationRule")
+        match = None
+        if rule is not None:
+            match = tuple(LabelSelector(tuple(sorted((s.get("matchLabels") or {}).items())))
+                          for s in rule.get("clusterRoleSelectors") or ())
         rules = tuple(_rule(r) for r in doc.get("rules") or () if _since_ok(r, minor))
         labels = tuple(sorted((doc["metadata"].get("labels") or {}).items()))
         out.append(Role(doc["metadata"]["name"], None, rules, NO_SPAN, labels,
                         aggregate_from=match))
     return tuple(out)
+
+
+@functools.lru_cache(maxsize=None)
+def _system_documents() -> tuple[dict, ...]:
+    text = resources.files("kubeforge.compiler").joinpath("data/rbac-system-roles.yaml").read_text()
+    return tuple(yaml.safe_load(text)["roles"])
+
+
+@functools.lru_cache(maxsize=None)
+def system_cluster_roles(version: Optional[str] = None) -> tuple[Role, ...]:
+    """The other built-in `system:` ClusterRoles whose rules kubeforge knows."""
+    minor = _minor(version)
+    return tuple(Role(d["name"], None, tuple(_rule(r) for r in d["rules"]), NO_SPAN)
+                 for d in _system_documents()
+                 if d["rules"] != "unmodelled" and minor >= _minor(str(d.get("since", "1.0"))))
+
+
+@functools.lru_cache(maxsize=None)
+def system_role_names(version: Optional[str] = None) -> frozenset[str]:
+    """Every built-in `system:` ClusterRole of ``version`` (rules known or not)."""
+    minor = _minor(version)
+    names = {r.name for r in builtin_cluster_roles(version) if r.name.startswith("system:")}
+    names |= {d["name"] for d in _system_documents()
+              if minor >= _minor(str(d.get("since", "1.0")))}
+    return frozenset(names)
 
 
 @functools.lru_cache(maxsize=None)

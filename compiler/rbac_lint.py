@@ -6,7 +6,7 @@ with a did-you-mean), so the lint does not report it again.
 
 * W201 wildcard verb ``*`` (also grants escalate, bind, impersonate and future verbs)
 * W202 wildcard resource, API group or non-resource URL
-* W203 ``cluster-admin`` bound to a service account (any pod using it owns the cluster)
+* W203 ``cluster-admin`` bound to a service account (its pods own the cluster, or the namespace)
 * W204 ``cluster-admin`` bound to a group everyone is in (system:authenticated, ...)
 * W205 read access (get/list/watch) to secrets cluster-wide
 * W206 ``escalate``/``bind``/``impersonate`` grants (ways around RBAC's own limits)
@@ -75,9 +75,15 @@ def _lint_bind(item: ResolvedBind, role: Role | None, out: Collector) -> None:
         return  # an unknown role (E102 of the lowering's checks) grants nothing to lint
     if bind.role == "cluster-admin" and item.found == "builtin":
         if subject.kind == "ServiceAccount":
-            out.warning("W203", f"cluster-admin is bound to service account `{subject.name}`",
-                        bind.span, "every pod running as it controls the cluster; bind a "
-                        "role with only the verbs it needs")
+            if binding.namespace is None:
+                out.warning("W203", f"cluster-admin is bound cluster-wide to service account "
+                            f"`{subject.name}`", bind.span, "every pod running as it controls "
+                            "the cluster; bind a role with only the verbs it needs")
+            else:
+                out.warning("W203", f"cluster-admin is bound to service account `{subject.name}` "
+                            f"in namespace `{binding.namespace}`", bind.span,
+                            "every pod running as it controls that namespace, its secrets and "
+                            "its RBAC; bind `edit` or a role with only the verbs it needs")
         if subject.kind == "Group" and subject.name in EVERYONE:
             out.warning("W204", f"cluster-admin is bound to group `{subject.name}`", bind.span,
                         "that group includes every user or service account")
@@ -95,8 +101,8 @@ def _lint_bind(item: ResolvedBind, role: Role | None, out: Collector) -> None:
 def _lint_unbound(program: Program, resolved: list[ResolvedBind], out: Collector) -> None:
     used = {(r.binding.namespace if r.binding.role_ref.kind == "Role" else None,
              r.binding.role_ref.name) for r in resolved}
-    selectors = [r.aggregate_from for r in (*program.roles, *builtin_cluster_roles())
-                 if r.aggregate_from]
+    selectors = [s for r in (*program.roles, *builtin_cluster_roles())
+                 for s in r.aggregate_from or ()]
     for role in program.roles:
         if (role.namespace, role.name) in used:
             continue

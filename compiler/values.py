@@ -30,6 +30,12 @@ class ValueProblem(ValueError):
         self.hint = hint
 
 
+def text(value: Value) -> str:
+    """A literal in a string position as Kubernetes expects it: `true`, `8080`, `0.5` as
+    written, strings unquoted (never Python's `True`)."""
+    return str(value)
+
+
 def quantity(value: Value) -> str:
     text = value.text
     if not _QUANTITY.match(text):

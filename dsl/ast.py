@@ -10,6 +10,7 @@ nodes into the typed IR.
 from __future__ import annotations
 
 import ipaddress
+import textwrap
 from dataclasses import dataclass
 from typing import Iterator, Union
 
@@ -84,6 +85,8 @@ class Module:
 
 
 def unquote(text: str) -> str:
+    if text.startswith('"""'):
+        return unblock(text)
     body = text[1:-1]
     out = []
     i = 0
@@ -97,6 +100,21 @@ def unquote(text: str) -> str:
         out.append(ch)
         i += 1
     return "".join(out)
+
+
+def unblock(text: str) -> str:
+    """A block string's value: verbatim, without the line break after the opening quotes,
+    with the closing quotes' line as the end of the last line, and dedented, so the text
+    can be indented with the statement around it."""
+    body = text[3:-3]
+    if body.startswith("\r\n"):
+        body = body[2:]
+    elif body.startswith("\n"):
+        body = body[1:]
+    head, sep, last = body.rpartition("\n")
+    if sep and not last.strip(" \t"):
+        body = head + "\n"
+    return textwrap.dedent(body)
 
 
 def is_ip(text: str) -> bool:

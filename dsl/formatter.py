@@ -4,8 +4,12 @@ Layout rules (none depends on how the input was laid out, so formatting twice eq
 formatting once): one statement per line, two-space indent, tokens separated by one space,
 one blank line between top-level items, at most one blank line kept inside a block. A block
 of at most four one-line statements is written on one line when it fits
-(``resources { cpu 100m  memory 100Mi }``). Comments stay on the line of the statement they
-followed, or go on their own line before the next statement.
+(``resources { cpu 100m  memory 100Mi }``); a block holding a block string (triple-quoted) is
+always written out. An inline selector (`affinity pods { app = "db"  tier in "a" }`) keeps its
+items on the statement's line, two spaces apart. Block strings are printed verbatim: their
+value is dedented, so a block string that starts and ends on its own lines is re-indented one
+step inside its statement without changing its value. Comments stay on
+the line of the statement they followed, or go on their own line before the next statement.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ class _Printer:
     def statement(self, tree: Tree, indent: str, top: bool = False) -> None:
         self.leading(tree.meta.line, indent, top)
         head, body = _split(tree)
+        head = [_reindent(word, indent) for word in head]
         text = indent + " ".join(head)
         if body is None:
             self._close_line(text, tree.meta.end_line)
@@ -104,10 +109,26 @@ class _Printer:
         parts = []
         for stmt in stmts:
             head, body = _split(stmt)
-            if body is not None:
+            if body is not None or any("\n" in word for word in head):
                 return None
             parts.append(" ".join(head))
         return "  ".join(parts)
+
+
+def _reindent(word: str, indent: str) -> str:
+    """A block string laid out one step inside ``indent``, when that keeps its value."""
+    import textwrap
+
+    if not word.startswith('"""'):
+        return word
+    raw = word[3:-3]
+    head, sep, closing = raw.rpartition("\n")
+    if not raw.startswith("\n") or not sep or closing.strip(" \t") or "\r" in raw:
+        return word
+    lines = textwrap.dedent(head[1:]).split("\n")
+    inner = indent + INDENT
+    body = "\n".join(inner + line if line.strip() else "" for line in lines)
+    return '"""\n' + body + "\n" + indent + '"""'
 
 
 def _indent_of(text: str) -> str:
@@ -129,6 +150,9 @@ def _split(tree: Tree) -> tuple[list[str], Tree | None]:
 
 
 def _tokens(tree: Tree) -> list[str]:
+    if tree.data == "match":  # an inline selector: `{ a = "b"  c exists }`
+        items = [" ".join(_tokens(c)) for c in tree.children if isinstance(c, Tree)]
+        return ["{ " + "  ".join(items) + " }" if items else "{}"]
     out = []
     for child in tree.children:
         out.extend([str(child)] if isinstance(child, Token) else _tokens(child))

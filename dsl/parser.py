@@ -8,6 +8,7 @@ from pathlib import Path
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from kubeforge.dsl import hints
 from kubeforge.dsl.ast import Module, Node, Value
 from kubeforge.dsl.diagnostics import Diagnostic, DiagnosticError, SourceMap, Span, did_you_mean
 
@@ -154,6 +155,12 @@ def syntax_diagnostic(exc: UnexpectedInput, text: str, filename: str) -> Diagnos
             hint = did_you_mean(word, kw_choices)
         if ch == "'":
             hint = 'strings use double quotes: "like this"'
+        key = hints.unquoted_key(text, exc.pos_in_stream)
+        if key is not None:
+            return Diagnostic("E002", f"unexpected `/` in `{key}`", span, hints.key_hint(key))
+        if hints.unclosed_string(text, exc.pos_in_stream):
+            return Diagnostic("E002", "this string is not closed on its line", span,
+                              hints.STRING_HINT)
         shown = "`" + ch + "`" if ch.strip() else repr(ch)
         expected = ", ".join(_describe_expected(set(allowed))[:8])
         message = f"unexpected character {shown}"
@@ -168,10 +175,12 @@ def syntax_diagnostic(exc: UnexpectedInput, text: str, filename: str) -> Diagnos
     keywords = _keyword_of()
     kw_choices = [keywords[t] for t in expected if t in keywords and keywords[t].isidentifier()]
     if token.type == "NAME" and kw_choices and "NAME" not in expected:
-        hint = did_you_mean(str(token), kw_choices)
-        if hint is None:
-            hint = "expected one of: " + ", ".join(sorted(kw_choices)[:12])
-        return Diagnostic("E001", f"unknown keyword `{token}`", span, hint)
+        return Diagnostic("E001", f"unknown keyword `{token}`", span,
+                          hints.keyword_hint(str(token), kw_choices))
+    if token.type in keywords and kw_choices and "NAME" not in expected \
+            and str(token) not in kw_choices and str(token).isidentifier():
+        return Diagnostic("E001", f"`{token}` is not a statement of this block", span,
+                          hints.misplaced_hint(str(token), kw_choices))
     words = ", ".join(_describe_expected(expected)[:10])
     shown = str(token).replace("\n", "\\n")
     hint = None

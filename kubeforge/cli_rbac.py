@@ -34,30 +34,35 @@ def _load(file: Path):
 
 def parse_request(verb: str, resource: str, namespace: str, name: str = "") -> Request:
     """A request from ``pods``, ``pods/log``, ``deployments.apps/scale``,
-    ``widgets.example.com`` or a URL such as ``/healthz``."""
+    ``widgets.example.com`` or a URL such as ``/healthz``.
+
+    As kubectl does, ``*`` and a resource it does not know without a group ask about the
+    core group ``""`` (``users`` and ``groups`` for ``impersonate`` are core resources)."""
     from kubeforge.compiler.rbac_defaults import api_group_of
 
     if resource.startswith("/"):
         return Request(verb, path=resource)
     base, _, sub = resource.partition("/")
     base, _, group = base.partition(".")
-    if not group:
-        if base == "*":
-            group = "*"
-        else:
-            known = api_group_of(base)
-            if known is None:
-                raise UsageError(f"unknown resource `{base}`: name its API group as "
-                                 f"`{base}.GROUP` (e.g. {base}.example.com)")
-            group = known
+    if not group and base != "*":
+        known = api_group_of(base)
+        if known is None:
+            click.echo(f"warning: `{base}` is not a resource kubeforge knows; asking about the "
+                       f"core API group (name another group as `{base}.GROUP`)", err=True)
+        group = known or ""
     return Request(verb, base, sub, group, namespace, name)
 
 
-def identity_for(program, user: str, extra_groups: tuple[str, ...]) -> Identity:
-    """``--as``: a declared user brings the groups its certificate carries (O=...)."""
-    declared = next((s for s in program.subjects if s.kind == "User" and s.name == user), None)
-    groups = (*(declared.groups if declared else ()), *extra_groups)
-    return Identity.user(user, groups)
+def identity_for(program, user: str, groups: tuple[str, ...]) -> Identity:
+    """``--as USER [--as-group G]...`` with kube-apiserver's impersonation rules; without
+    ``--as-group``, a user the file declares brings the groups its certificate carries."""
+    from kubeforge.compiler.rbac import impersonate
+
+    if not groups:
+        declared = next((s for s in program.subjects if s.kind == "User" and s.name == user), None)
+        if declared is not None and declared.groups:
+            return impersonate(user, declared.groups)
+    return impersonate(user, groups or None)
 
 
 def _console() -> Console:
@@ -76,7 +81,8 @@ def rbac() -> None:
 @click.argument("verb")
 @click.argument("resource")
 @click.option("--as", "as_user", required=True, help="User name, or system:serviceaccount:NS:NAME.")
-@click.option("--as-group", "as_groups", multiple=True, help="An extra group (repeatable).")
+@click.option("--as-group", "as_groups", multiple=True,
+              help="A group (repeatable); replaces a declared user's groups, as kubectl does.")
 @click.option("-n", "--namespace", default="", help="Namespace (default: cluster-wide).")
 @click.option("--name", "resource_name", default="", help="A resource name (resourceNames).")
 def can_i(file: Path, verb: str, resource: str, as_user: str, as_groups: tuple[str, ...],

@@ -94,3 +94,13 @@ def test_console_script_runs_as_a_process(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "not UTF-8" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_check_reports_a_bad_patch_at_its_line(tmp_path):
+    path = tmp_path / "app.kf"
+    path.write_text('namespace a {\n  deployment web {\n    image "nginx"\n    patch """\n'
+                    '      spec:\n        replicas: many\n    """\n  }\n}\n')
+    result = run("check", str(path))
+    assert result.exit_code == 1
+    assert f"{path}:6:9: error[E130]: the patched deployment `web` is invalid" in result.output
+    assert "spec.replicas" in result.output

@@ -50,11 +50,10 @@ def role_doc(role: Role) -> dict:
         "kind": "ClusterRole" if role.cluster_scoped else "Role",
         "metadata": _metadata(role.name, role.namespace, aggregation_labels(role)),
     }
-    if role.aggregate_from:
+    if role.aggregate_from is not None:
         # The aggregation controller owns `rules` of an aggregated role; leaving them out
-        # keeps `kubectl apply` from fighting it.
-        selector = {"matchLabels": dict(role.aggregate_from)}
-        doc["aggregationRule"] = {"clusterRoleSelectors": [selector]}
+        # keeps `kubectl apply` from fighting it. An empty selector selects every role.
+        doc["aggregationRule"] = {"clusterRoleSelectors": [s.doc() for s in role.aggregate_from]}
     else:
         doc["rules"] = [rule_doc(r) for r in role.rules]
     return doc
@@ -78,8 +77,10 @@ def binding_doc(binding: RbacBinding) -> dict:
 
 
 def service_account_doc(subject: Subject) -> dict:
-    doc: dict[str, Any] = {"apiVersion": "v1", "kind": "ServiceAccount",
-                           "metadata": _metadata(subject.name, subject.namespace)}
+    meta = _metadata(subject.name, subject.namespace, dict(subject.labels))
+    if subject.annotations:
+        meta["annotations"] = dict(subject.annotations)
+    doc: dict[str, Any] = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
     if subject.automount_token is not None:
         doc["automountServiceAccountToken"] = subject.automount_token
     return doc

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from kubeforge.compiler.emit.manifests import manifest_artifacts
+from kubeforge.compiler.emit.rbac import manifests as rbac_manifests
 from kubeforge.compiler.lower import load_program
 from kubeforge.compiler.lower_cluster import SUPPORTED_MINORS
 from tests.conftest import EXAMPLES, assert_golden
@@ -24,14 +25,17 @@ def manifests_of(path: Path) -> dict[str, str]:
     return {a.path: a.content.decode() for a in manifest_artifacts(program)}
 
 
-def objects_of(path: Path) -> list[dict]:
-    return [doc for text in manifests_of(path).values() for doc in yaml.safe_load_all(text)]
+def objects_of(path: Path, *, rbac: bool = False) -> list[dict]:
+    docs = [doc for text in manifests_of(path).values() for doc in yaml.safe_load_all(text)]
+    if rbac:
+        docs += rbac_manifests(load_program(path)[0])
+    return docs
 
 
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.name)
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_object_is_schema_valid(path, version):
-    objects = objects_of(path)
+    objects = objects_of(path, rbac=True)
     assert objects
     for obj in objects:
         kubernetes_validate.validate(obj, version, strict=True)

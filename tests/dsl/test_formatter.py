@@ -18,7 +18,7 @@ def shape(node):
     if isinstance(node, Node):
         return (node.kind, tuple(shape(a) for a in node.args),
                 None if node.body is None else tuple(shape(b) for b in node.body))
-    return (node.kind, node.text)
+    return (node.kind, node.py if node.kind == "STRING" else node.text)
 
 
 def same_meaning(a: str, b: str) -> bool:
@@ -79,3 +79,39 @@ def test_long_inline_block_is_expanded():
 def test_empty_input():
     assert format_source("") == ""
     assert format_source("# only a comment\n") == "# only a comment\n"
+
+
+def test_round2_constructs_keep_comments_and_are_idempotent():
+    text = ('namespace a {  # ns\n'
+            '  deployment w {\n'
+            '    image "x"\n'
+            '    # placement\n'
+            '    affinity pods {app="db"   tier in "a" "b"} by "zone" weight 5  # near the db\n'
+            '    topology_spread by "zone" max_skew 2 soft pods { app = "w" }\n'
+            '    lifecycle { pre_stop exec "drain"  post_start sleep 2s }  # hooks\n'
+            '    mount data at "/d" subpath "x" readonly\n'
+            '    patch """\n'
+            '          spec:\n'
+            '            paused: true\n'
+            '       """  # pause it\n'
+            '  }\n'
+            '  networkpolicy p { pods {}  allow from { x = "y" } in namespaces {} ip 10.0.0.0/8 '
+            'except 10.1.0.0/16 }\n'
+            '}\n'
+            'user ana@example.com { groups "oidc:devs"  bind system:monitoring cluster-wide }\n')
+    once = format_source(text)
+    assert format_source(once) == once
+    assert same_meaning(text, once)
+    for comment in ("# ns", "# placement", "# near the db", "# hooks", "# pause it"):
+        assert comment in once
+    assert '    affinity pods { app = "db"  tier in "a" "b" } by "zone" weight 5  # near the db\n' \
+        in once
+    # the block string moves one step inside its statement; its value does not change
+    assert '    patch """\n      spec:\n        paused: true\n    """  # pause it\n' in once
+
+
+def test_block_string_with_text_on_the_quote_lines_is_kept_verbatim():
+    text = 'namespace a { config c { A = """first\n   second"""  B = "x" } }\n'
+    once = format_source(text)
+    assert 'A = """first\n   second"""' in once and format_source(once) == once
+    assert same_meaning(text, once)

@@ -9,8 +9,8 @@ import dataclasses
 import datetime as dt
 import ipaddress
 
-from kubeforge.compiler.ir import (Binding, Cluster, ClusterNode, LoadBalancer, PkiSettings,
-                                   PolicyRule, Program, Role, Subject)
+from kubeforge.compiler.ir import (Binding, Cluster, ClusterNode, LabelSelector, LoadBalancer,
+                                   PkiSettings, PolicyRule, Program, Role, Subject)
 from kubeforge.dsl.diagnostics import Span
 
 NOW = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
@@ -31,9 +31,11 @@ def rule(verbs: str, resources: str = "", group: str = "", names: str = "",
 
 
 def role(name: str, namespace: str | None, *rules: PolicyRule, labels=(), aggregate_to=(),
-         aggregate_from=()) -> Role:
+         aggregate_from=None) -> Role:
+    """``aggregate_from``: one matchLabels selector as pairs (None: not aggregated)."""
+    selectors = None if aggregate_from is None else (LabelSelector(tuple(aggregate_from)),)
     return Role(name, namespace, tuple(rules), span(), tuple(labels), tuple(aggregate_to),
-                tuple(aggregate_from))
+                selectors)
 
 
 def bind(role_name: str, namespace: str | None = None) -> Binding:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from kubeforge.cli_rbac import identity_for, parse_request
-from kubeforge.compiler.ir import PolicyRule, Role
-from kubeforge.compiler.rbac import (Identity, Request, aggregate, resource_matches,
+from kubeforge.compiler.ir import LabelSelector, PolicyRule, Role
+from kubeforge.compiler.rbac import (Identity, Request, aggregate, impersonate, resource_matches,
                                      url_matches)
 from kubeforge.compiler.rbac_compile import authorizer_for
 from kubeforge.dsl.diagnostics import NO_SPAN
@@ -168,10 +168,29 @@ def test_reason_names_binding_role_and_rule(authz):
 
 
 def test_service_account_identity_from_username():
-    who = Identity.user("system:serviceaccount:alpha:ci", ["extra"])
+    who = impersonate("system:serviceaccount:alpha:ci", None)
     assert who.name == "system:serviceaccount:alpha:ci"
     assert set(who.groups) == {"system:serviceaccounts", "system:serviceaccounts:alpha",
-                               "system:authenticated", "extra"}
+                               "system:authenticated"}
+
+
+@pytest.mark.parametrize("user,groups,expected", [
+    # kube-apiserver's impersonation filter, case by case.
+    ("alice", None, ("system:authenticated",)),
+    ("alice", ("dev",), ("dev", "system:authenticated")),
+    ("alice", ("system:unauthenticated",), ("system:unauthenticated",)),
+    ("alice", ("system:authenticated",), ("system:authenticated",)),
+    ("system:anonymous", None, ("system:unauthenticated",)),
+    ("system:anonymous", ("dev",), ("dev", "system:unauthenticated")),
+    # explicit groups replace a service account's own groups
+    ("system:serviceaccount:alpha:ci", ("extra",), ("extra", "system:authenticated")),
+    # not a service account: three parts, or an invalid namespace
+    ("system:serviceaccount:ns:a:b", None, ("system:authenticated",)),
+    ("system:serviceaccount:NS:a", None, ("system:authenticated",)),
+    ("system:serviceaccount:ns:", None, ("system:authenticated",)),
+])
+def test_impersonation_groups(user, groups, expected):
+    assert impersonate(user, groups).groups == expected
 
 
 def test_who_can_lists_subjects_with_bindings(authz):
@@ -207,10 +226,14 @@ def test_resource_matching(resource, combined, sub, expected):
     assert resource_matches(PolicyRule(("get",), (resource,), ("",)), combined, sub) is expected
 
 
+def _sel(*pairs) -> tuple:
+    return (LabelSelector(tuple(pairs)),)
+
+
 def test_aggregation_reaches_a_fixed_point_through_chains():
     """c selects b, b selects a: c ends with a's rules whatever the name order."""
     a = Role("a", None, (PolicyRule(("get",), ("pods",), ("",)),), NO_SPAN, (("l", "a"),))
-    b = Role("b", None, (), NO_SPAN, (("l", "b"),), aggregate_from=(("l", "a"),))
-    c = Role("c", None, (), NO_SPAN, aggregate_from=(("l", "b"),))
+    b = Role("b", None, (), NO_SPAN, (("l", "b"),), aggregate_from=_sel(("l", "a")))
+    c = Role("c", None, (), NO_SPAN, aggregate_from=_sel(("l", "b")))
     filled = aggregate([c, b, a])
     assert filled["c"].rules == a.rules == filled["b"].rules

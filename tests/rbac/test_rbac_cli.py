@@ -94,9 +94,68 @@ def test_can_i_reason_names_the_binding_role_and_rule():
         'Role deployer: allow patch on deployments group "apps"')
 
 
-def test_can_i_unknown_resource_is_a_usage_error():
+def test_can_i_unknown_resource_asks_the_core_group_with_a_warning():
+    """As kubectl: a resource without a group that is not known is asked about in ""."""
     result = cli("rbac", "can-i", EXAMPLE, "--as", "alice", "get", "widgets", "-n", "team-a")
-    assert result.exit_code == 2 and "widgets.GROUP" in result.output
+    assert result.exit_code == 1 and "widgets.GROUP" in result.output
+    assert "no RBAC rule allows get widgets in namespace team-a" in result.output
+
+
+def test_can_i_star_asks_the_core_group_as_kubectl_does(tmp_path):
+    """`kubectl auth can-i get '*'` asks for resource `*` in group "" (not `*`)."""
+    path = tmp_path / "star.kf"
+    path.write_text('namespace a {}\nrole core in a { allow get on * group "" }\n'
+                    'role apps in a { allow get on deployments }\n'
+                    'user u { bind core in a }\nuser v { bind apps in a }\n')
+    assert cli("rbac", "can-i", str(path), "--as", "u", "get", "*", "-n", "a").exit_code == 0
+    assert cli("rbac", "can-i", str(path), "--as", "v", "get", "*", "-n", "a").exit_code == 1
+
+
+def test_can_i_impersonate_users_and_groups(tmp_path):
+    path = tmp_path / "imp.kf"
+    path.write_text('clusterrole imp { allow impersonate on users groups serviceaccounts }\n'
+                    'user "alice@example.com" { bind imp }\n')
+    for resource in ("users", "groups"):
+        result = cli("rbac", "can-i", str(path), "--as", "alice@example.com", "impersonate",
+                     resource)
+        assert result.exit_code == 0, result.output
+
+
+def test_can_i_through_builtin_system_roles_bound_cluster_wide():
+    policies = str(ROOT / "examples" / "policies.kf")
+    adapter = "system:serviceaccount:monitoring:metrics-adapter"
+    assert cli("rbac", "can-i", policies, "--as", adapter, "create", "tokenreviews").exit_code == 0
+    assert cli("rbac", "can-i", policies, "--as", adapter, "create",
+               "subjectaccessreviews").exit_code == 0
+    # view cluster-wide: reads pods anywhere, never secrets
+    assert cli("rbac", "can-i", policies, "--as", adapter, "list", "pods").exit_code == 0
+    assert cli("rbac", "can-i", policies, "--as", adapter, "get", "secrets", "-n",
+               "payments").exit_code == 1
+    # the custom verb reaches the team role through aggregation, and view gets the reader
+    ana = ("--as", "ana@example.com")
+    assert cli("rbac", "can-i", policies, *ana, "reconcile", "widgets.example.com", "-n",
+               "payments").exit_code == 0
+    assert cli("rbac", "can-i", policies, "--as", "sre@example.com", "list",
+               "widgets.example.com").exit_code == 0
+
+
+def test_can_i_as_group_follows_impersonation(tmp_path):
+    path = tmp_path / "grp.kf"
+    path.write_text('namespace a {}\nuser alice { groups dev  bind view in a }\n'
+                    'group dev { bind edit in a }\ngroup "oidc:ops" { bind admin in a }\n')
+
+    def can(*args):
+        return cli("rbac", "can-i", str(path), *args).exit_code == 0
+    # a declared user brings its certificate's groups ...
+    assert can("--as", "alice", "create", "deployments", "-n", "a")
+    # ... which an explicit --as-group replaces, as kubectl impersonation does
+    assert not can("--as", "alice", "--as-group", "other", "create", "deployments", "-n", "a")
+    assert can("--as", "bob", "--as-group", "oidc:ops", "create", "roles", "-n", "a")
+    # anonymous and unauthenticated callers are not system:authenticated
+    assert not can("--as", "system:anonymous", "create", "selfsubjectaccessreviews")
+    assert not can("--as", "bob", "--as-group", "system:unauthenticated", "create",
+                   "selfsubjectaccessreviews")
+    assert can("--as", "bob", "create", "selfsubjectaccessreviews")
 
 
 def test_who_can_command():
