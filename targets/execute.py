@@ -110,6 +110,8 @@ class StepRunner:
         timeout = actions.action_timeout(step)
         if isinstance(action, Upload):
             payload = actions.Payload.read(self.build_root, action)
+            # Bundle binaries and image archives are hundreds of MB: allow 1 MB/s on top.
+            timeout = max(timeout, timeout + len(payload.data) // 1_000_000)
             return self._run(step, actions.upload_script(action), timeout, payload.data)
         if isinstance(action, Service):
             return self._run(step, actions.service_script(action, restart), timeout)

@@ -83,7 +83,9 @@ class SshSession:
             chan = transport.open_session(timeout=10)
             chan.exec_command(self._wrap(script, timeout))
             if stdin is not None:
-                chan.sendall(stdin)
+                # A memoryview: paramiko slices what is left after every packet, and slicing
+                # bytes copies them (quadratic: 1 MB/s for a 40 MB binary, 50 MB/s like this).
+                chan.sendall(memoryview(stdin))
             chan.shutdown_write()
             out, err = bytearray(), bytearray()
             deadline = start + timeout + GRACE
