@@ -20,6 +20,8 @@ LABEL, DIR_LABEL = "kubeforge.sandbox", "kubeforge.sandbox.dir"
 # real sandbox host, see docs/sandbox.md):
 # - docker's default seccomp profile blocks keyctl, and runc joins a session keyring;
 # - the kubelet's OOM watcher reads /dev/kmsg: the device, and CAP_SYSLOG to open it;
+# - runc joins a pod's namespaces through /proc/<pause>/ns, and the pause process runs as
+#   65535: opening another user's namespaces takes CAP_SYS_PTRACE;
 # - runc gives a privileged pod (kube-proxy, from kubeadm) every device in its cgroup v1
 #   devices controller, which a child cgroup may only do if the host's own cgroup allows it:
 #   the rule allows the cgroup, no device node is added;
@@ -28,7 +30,8 @@ LABEL, DIR_LABEL = "kubeforge.sandbox", "kubeforge.sandbox.dir"
 # - the network sysctls kubeadm's preflight wants are per network namespace and /proc/sys is
 #   read-only inside, so docker sets them when it makes the namespace.
 KUBELET_FLAGS = ("--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-                 "--cap-add", "SYSLOG", "--device-cgroup-rule", "a *:* rwm",
+                 "--cap-add", "SYSLOG", "--cap-add", "SYS_PTRACE",
+                 "--device-cgroup-rule", "a *:* rwm",
                  "--device", "/dev/kmsg", "--volume", "/var/lib/containerd",
                  "--sysctl", "net.ipv4.ip_forward=1",
                  "--sysctl", "net.ipv4.conf.all.route_localnet=1")
