@@ -55,6 +55,8 @@ ETCD_PKI = "/etc/kubernetes/pki/etcd"
 INIT_MARKER = f"{MANIFESTS_DIR}/kube-apiserver.yaml"
 #: Written by the kubelet after TLS bootstrap; join preflight refuses to run once it exists.
 JOIN_MARKER = "/etc/kubernetes/kubelet.conf"
+#: Files kubeforge places before `kubeadm init` and kubeadm then rewrites.
+KUBEADM_OWNED = ("/etc/kubernetes/kubelet.conf",)
 #: Join preflight (FileAvailable--...) refuses these on any joining node.
 JOIN_FORBIDDEN = ("/etc/kubernetes/kubelet.conf", "/etc/kubernetes/bootstrap-kubelet.conf")
 APT_INSTALL = ("DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
@@ -163,8 +165,13 @@ class _Builder:
         secret = secret or art.secret
         mode = mode if mode is not None else (0o600 if secret else art.mode)
         action = Upload(path, art.path, art.sha256, mode, art.owner, secret)
-        return self.add(host, phase, "upload-" + _slug(path), action,
-                        Check("sha256", art.sha256), needs)
+        check = Check("sha256", art.sha256)
+        if path in KUBEADM_OWNED:
+            # Placed once; kubeadm rewrites it afterwards (init's kubelet-finalize phase points
+            # kubelet.conf at the kubelet's rotating client certificate), so putting ours back
+            # on every apply would undo that.
+            check = probe(f"test -f {path}")
+        return self.add(host, phase, "upload-" + _slug(path), action, check, needs)
 
     def ids(self, host: str, phase: str) -> list[str]:
         return [i for i, d in self.drafts.items() if d.host == host and d.phase == phase]

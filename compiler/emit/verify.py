@@ -97,8 +97,11 @@ def _uploads(plan: Plan, nodes: dict[str, ClusterNode], sources: dict[str, Artif
         owner, _, group = up.owner.partition(":")
         role = _role(node, step.phase)
         table = "KUBEADM_CONFIGS" if up.path.startswith("/etc/kubernetes/kubeadm/") else "FILES"
+        # A file placed once and then kubeadm's (kubelet.conf) is checked for presence,
+        # mode and owner, not content, exactly as apply checks it.
+        digest = up.sha256 if step.check.kind == "sha256" else None
         t.add(role, table, step.phase, step.host, up.path, _Octal(up.mode), owner,
-              group or owner, up.sha256)
+              group or owner, digest)
         art = sources.get(up.source)
         if art is None:
             continue
