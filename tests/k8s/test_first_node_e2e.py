@@ -12,6 +12,7 @@ kubelet, iptables rules and images never meet the hosts other e2e tests share.
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -150,12 +151,29 @@ def test_a_deployment_from_the_bundle_is_available_and_served(node):
     assert len(seen) == 2
 
 
-def test_coredns_answers_a_lookup_from_a_pod(node):
-    code, out = node.kubectl("-n demo get pods -l app=echo -o jsonpath='{.items[0].status.podIP}'")
-    ip = out.strip()
-    code, body = node.ssh("node1", f"curl -s --max-time 10 "
-                                   f"'http://{ip}:8080/lookup?host=kubernetes.default.svc.cluster.local'")
-    assert code == 0 and "10.96.0.1" in body, body
+DNS_QUERY = r"""
+import socket, struct, sys
+name, server = sys.argv[1], sys.argv[2]
+q = struct.pack(">HHHHHH", 0x4b46, 0x0100, 1, 0, 0, 0)
+q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+q += struct.pack(">HH", 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)
+s.sendto(q, (server, 53)); r = s.recv(512)
+count = struct.unpack(">H", r[6:8])[0]
+print(".".join(str(b) for b in r[-4:]) if count and r[3] & 0xF == 0 else "NXDOMAIN/none")
+"""
+
+
+def test_coredns_answers_a_lookup(node):
+    """Each CoreDNS replica resolves the API server's Service name to its ClusterIP."""
+    code, out = node.kubectl("-n kube-system get pods -l k8s-app=kube-dns "
+                             "-o jsonpath='{.items[*].status.podIP}'")
+    servers = out.split()
+    assert code == 0 and len(servers) == 2, out
+    for server in servers:
+        code, answer = node.ssh("node1", f"python3 -c {shlex.quote(DNS_QUERY)} "
+                                         f"kubernetes.default.svc.cluster.local {server}")
+        assert code == 0 and answer.strip() == "10.96.0.1", answer
 
 
 def test_verify_passes_for_every_phase(node):
