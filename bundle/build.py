@@ -77,8 +77,10 @@ class _Run:
     def fetch(self, path: str, version: str) -> ModuleInfo:
         return download(path, version, self.scratch)
 
-    def go(self, recipe: recipes.GoRecipe, only: tuple[str, ...] | None = None) -> None:
-        self.binaries.update(build_go(self.cache, recipe, self.toolchain, self.progress, only))
+    def go(self, recipe: recipes.GoRecipe, only: tuple[str, ...] | None = None,
+           source: ModuleInfo | None = None) -> None:
+        self.binaries.update(build_go(self.cache, recipe, self.toolchain, self.progress, only,
+                                      source.dir if source else None))
         self.components.setdefault(recipe.component, {
             "version": recipe.version, "source": recipe.source,
             "source_version": recipe.source_version})
@@ -151,7 +153,7 @@ def _build_companions(run: _Run, version, names: list[str]) -> dict[str, ModuleI
     run.go(recipes.cni_plugins(pins.cni_plugins, recipes.BASE_PLUGINS))
     run.go(recipes.flannel_cni(pins.flannel_cni))
     flannel = run.fetch(recipes.FLANNEL, pins.flannel)
-    run.go(recipes.flannel(pins.flannel))
+    run.go(recipes.flannel(pins.flannel), source=flannel)
     run.go(recipes.echo())
     return {"containerd": containerd, "flannel": flannel}
 
