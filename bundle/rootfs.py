@@ -21,6 +21,9 @@ from kubeforge.bundle.tools import Progress, require, run_logged
 SUITE = "bookworm"
 VARIANT = "essential"
 PACKAGES = ("ca-certificates", "conntrack", "iproute2", "iptables", "nftables")
+#: mmdebstrap's merged-/usr hooks: the /usr symlinks plus usr-is-merged, so that
+#: init-system-helpers' "usrmerge | usr-is-merged" does not pull in usrmerge and all of perl.
+HOOK_DIR = "/usr/share/mmdebstrap/hooks/merged-usr"
 #: 2026-01-01T00:00:00Z: file times and dates inside generated files (the layer's tar times
 #: are normalised again to the bundle's own epoch).
 EPOCH = 1767225600
@@ -52,6 +55,7 @@ def mirrors() -> list[str]:
 
 def recipe() -> dict:
     return {"suite": SUITE, "variant": VARIANT, "packages": PACKAGES, "epoch": EPOCH,
+            "hooks": HOOK_DIR,
             "apt": APT_OPTIONS, "dpkg": DPKG_OPTIONS, "customize": CUSTOMIZE, "mirrors": mirrors()}
 
 
@@ -66,6 +70,7 @@ def ensure_rootfs(cache: Cache, progress: Progress) -> tuple[Path, dict]:
         hook.write_text(CUSTOMIZE)
         out = tmp / "rootfs.tar"
         run_logged(["mmdebstrap", f"--variant={VARIANT}", f"--include={','.join(PACKAGES)}",
+                    f"--hook-dir={HOOK_DIR}",
                     *[f"--aptopt={opt}" for opt in APT_OPTIONS],
                     *[f"--dpkgopt={opt}" for opt in DPKG_OPTIONS],
                     f'--customize-hook=sh {hook} "$1"', SUITE, str(out), *spec["mirrors"]],
