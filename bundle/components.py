@@ -57,10 +57,10 @@ def derived_main(source_dir: Path, file: str, dropped: tuple[str, ...]) -> str:
 def _wrapper_dir(cache: Cache, recipe: GoRecipe, source_dir: Path | None = None) -> Path:
     """The wrapper module's directory: one per distinct go.mod, kept so go.sum is reused."""
     if recipe.local:
-        source = resources.files("kubeforge.bundle") / recipe.local
-        text = {name: (source / name).read_bytes() for name in ("go.mod", "main.go")}
-        workdir = cache.workdir(f"{recipe.local}-{input_key(sorted(text.items()))[:12]}")
-        for name, data in text.items():
+        files = local_sources(recipe)
+        workdir = cache.workdir(f"{recipe.local.replace('/', '-')}-"
+                                f"{input_key([[n, d.hex()] for n, d in files])[:12]}")
+        for name, data in files:
             (workdir / name).write_bytes(data)
         return workdir
     seed = wrapper_gomod(recipe.wrapper, dict(recipe.requires), dict(recipe.replaces))
@@ -80,11 +80,23 @@ def _wrapper_dir(cache: Cache, recipe: GoRecipe, source_dir: Path | None = None)
     return workdir
 
 
-def local_source_key(recipe: GoRecipe) -> list:
+def local_sources(recipe: GoRecipe) -> list[tuple[str, bytes]]:
+    """(name, content) of a module shipped with kubeforge (``bundle/echo``,
+    ``bundle/apps/guestbook``): its go.mod, Go files and embedded files, by name."""
     if not recipe.local:
         return []
-    source = resources.files("kubeforge.bundle") / recipe.local
-    return [[name, (source / name).read_text()] for name in ("go.mod", "main.go")]
+    source = resources.files("kubeforge.bundle").joinpath(*recipe.local.split("/"))
+    files = sorted((entry.name, entry.read_bytes()) for entry in source.iterdir()
+                   if entry.is_file() and not entry.name.endswith("_test.go")
+                   and not entry.name.startswith("."))
+    if not any(name == "go.mod" for name, _ in files):
+        raise BundleError(f"bundle: kubeforge's module {recipe.local} has no go.mod "
+                          "(a broken installation?)")
+    return files
+
+
+def local_source_key(recipe: GoRecipe) -> list:
+    return [[name, data.decode()] for name, data in local_sources(recipe)]
 
 
 def build_go(cache: Cache, recipe: GoRecipe, toolchain: dict[str, str], progress: Progress,

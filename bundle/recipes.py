@@ -177,12 +177,29 @@ def flannel(version: str) -> GoRecipe:
                     derived=(("flanneld", "main.go", FLANNEL_DROPPED),))
 
 
-ECHO_VERSION = "v1.0.0"
+ECHO_VERSION = "v1.1.0"  # v1.1.0: GET /lookup?host=NAME
+
+
+def _local(component: str, version: str, module: str, binary: str, directory: str
+           ) -> GoRecipe:
+    """A program shipped with kubeforge (its source under ``bundle/``): static, stamped with
+    its own version (``-X main.version``)."""
+    return GoRecipe(component=component, version=version, source=module,
+                    source_version=version, requires=(), replaces=(),
+                    binaries=((binary, module),),
+                    ldflags=f"-s -w -X main.version={version}", local=directory)
 
 
 def echo() -> GoRecipe:
     """kubeforge's own test application (``bundle/echo``): an HTTP echo server."""
-    return GoRecipe(component="echo", version=ECHO_VERSION, source="kubeforge.local/echo",
-                    source_version=ECHO_VERSION, requires=(), replaces=(),
-                    binaries=(("echo", "kubeforge.local/echo"),),
-                    ldflags=f"-s -w -X main.version={ECHO_VERSION}", local="echo")
+    return _local("echo", ECHO_VERSION, "kubeforge.local/echo", "echo", "echo")
+
+
+GUESTBOOK_VERSION = "v1.0.0"
+
+
+def guestbook() -> GoRecipe:
+    """The guestbook example's frontend (``bundle/apps/guestbook``): upstream's PHP page
+    (gb-frontend) as a Go program."""
+    return _local("guestbook", GUESTBOOK_VERSION, "kubeforge.local/guestbook",
+                  "guestbook-frontend", "apps/guestbook")

@@ -30,8 +30,8 @@ def test_only_changed_files_are_written_and_stale_ones_removed(tmp_path):
     manifest, files = make_sources(tmp_path / "src")
     assemble(tmp_path / "b", files, manifest, _quiet)
     manifest2, files2 = make_sources(tmp_path / "src2", changed={"kubelet": b"kubelet v2\n"},
-                                     images=tuple(n for n in manifest.kubeadm_images
-                                                  if "etcd" not in n))
+                                     images=tuple(i.name for i in manifest.images
+                                                  if "etcd" not in i.name))
     # Same content except kubelet and without the etcd image (the kubeadm list still names
     # it, so this bundle is written but refused by check: the assembler does not judge).
     written = assemble(tmp_path / "b", files2, manifest2, _quiet)
