@@ -7,106 +7,33 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from kubeforge.bundle import recipes
-from kubeforge.bundle.cache import Cache
-from kubeforge.bundle.components import build_go
-from kubeforge.bundle.gotool import go_version
 from kubeforge.bundle.guestbook import data_sources
+from tests.bundle.app_helpers import free_port, frontend, get, process
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def binaries(tmp_path_factory) -> dict[str, Path]:
-    """echo and guestbook-frontend, built as `bundle build` builds them (Go's own build
-    cache makes a rebuild quick)."""
-    if shutil.which("go") is None:
-        pytest.skip("`go` is not installed: the bundle's programs are built with Go")
-    cache = Cache(tmp_path_factory.mktemp("bundle-cache"))
-    built = {}
-    for recipe in (recipes.echo(), recipes.guestbook()):
-        built.update(build_go(cache, recipe, {"go": go_version()}, lambda _line: None))
-    return {name: b.path for name, b in built.items()}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_listening(port: int, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            assert proc.poll() is None, f"exited {proc.returncode}: {log.read_text()[-2000:]}"
-            assert time.monotonic() < deadline, f"nothing listens on {port}: {log.read_text()[-2000:]}"
-            time.sleep(0.1)
-
-
-@contextmanager
-def _process(cmd: list[str], port: int, log: Path, env: dict | None = None):
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
-    try:
-        _wait_listening(port, proc, log)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _redis(tmp: Path, name: str, *args: str):
     """redis-server with the redis images' /etc/redis.conf, on loopback only."""
-    port = _free_port()
+    port = free_port()
     data = tmp / name
     data.mkdir()
     cmd = ["redis-server", str(data_sources()["redis.conf"]), "--port", str(port),
            "--bind", "127.0.0.1", "--dir", str(data), "--save", "", *args]
-    return port, _process(cmd, port, tmp / f"{name}.log")
+    return port, process(cmd, port, tmp / f"{name}.log")
 
 
 def _cli(port: int, *args: str) -> str:
     return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True,
                           text=True, check=True, timeout=30).stdout.strip()
-
-
-@contextmanager
-def _frontend(binary: Path, tmp: Path, master: int, replica: int):
-    port = _free_port()
-    env = {"GET_HOSTS_FROM": "env", "REDIS_MASTER_SERVICE_HOST": "127.0.0.1",
-           "REDIS_MASTER_SERVICE_PORT": str(master), "REDIS_SLAVE_SERVICE_HOST": "127.0.0.1",
-           "REDIS_SLAVE_SERVICE_PORT": str(replica)}
-    with _process([str(binary), "-listen", f"127.0.0.1:{port}"], port,
-                  tmp / f"frontend-{port}.log", env):
-        yield f"http://127.0.0.1:{port}"
-
-
-def _get(url: str) -> tuple[int, str, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return response.status, response.headers["Content-Type"], response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.headers["Content-Type"], err.read()
 
 
 @pytest.fixture
@@ -121,58 +48,58 @@ def redis_pair(tmp_path):
             yield master, replica
 
 
-def test_set_then_get_through_master_and_replica(binaries, redis_pair, tmp_path):
+def test_set_then_get_through_master_and_replica(programs, redis_pair, tmp_path):
     master, replica = redis_pair
     value = 'hello,world,he said "hi" \u2603'
-    with _frontend(binaries["guestbook-frontend"], tmp_path, master, replica) as url:
+    with frontend(programs["guestbook-frontend"], tmp_path, master, replica) as url:
         query = urllib.parse.urlencode({"cmd": "set", "key": "messages", "value": value})
-        status, kind, body = _get(f"{url}/guestbook.php?{query}")
+        status, kind, body = get(f"{url}/guestbook.php?{query}")
         assert (status, kind, body) == (200, "application/json", b'{"message": "Updated"}')
         assert _cli(master, "get", "messages") == value
         deadline = time.monotonic() + 120  # the replica's first full sync takes a few seconds
         while _cli(replica, "get", "messages") != value:
             assert time.monotonic() < deadline, _cli(replica, "info", "replication")
             time.sleep(0.2)
-        status, kind, body = _get(f"{url}/guestbook.php?cmd=get&key=messages")
+        status, kind, body = get(f"{url}/guestbook.php?cmd=get&key=messages")
         assert (status, kind) == (200, "application/json")
         assert json.loads(body) == {"data": value}
         assert body.startswith(b'{"data": "hello,world,he said \\"hi\\" ')
-        assert _get(f"{url}/guestbook.php?cmd=get&key=nothing")[2] == b'{"data": ""}'
+        assert get(f"{url}/guestbook.php?cmd=get&key=nothing")[2] == b'{"data": ""}'
 
 
-def test_get_reads_the_replica_host_and_set_writes_the_master(binaries, tmp_path):
+def test_get_reads_the_replica_host_and_set_writes_the_master(programs, tmp_path):
     """Two unrelated servers as "master" and "replica": each request goes to its own."""
     if shutil.which("redis-server") is None:
         pytest.skip("`redis-server` is not installed (apt-get install redis-server)")
     master, master_proc = _redis(tmp_path, "master")
     other, other_proc = _redis(tmp_path, "other")
-    with master_proc, other_proc, _frontend(binaries["guestbook-frontend"], tmp_path,
-                                            master, other) as url:
-        assert _get(f"{url}/guestbook.php?cmd=set&key=k&value=written")[0] == 200
+    with master_proc, other_proc, frontend(programs["guestbook-frontend"], tmp_path,
+                                           master, other) as url:
+        assert get(f"{url}/guestbook.php?cmd=set&key=k&value=written")[0] == 200
         assert _cli(master, "get", "k") == "written" and _cli(other, "get", "k") == ""
-        assert _get(f"{url}/guestbook.php?cmd=get&key=k")[2] == b'{"data": ""}'
+        assert get(f"{url}/guestbook.php?cmd=get&key=k")[2] == b'{"data": ""}'
         _cli(other, "set", "k", "from the replica host")
         # Like upstream, any cmd but "set" reads.
-        assert _get(f"{url}/guestbook.php?cmd=read&key=k")[2] == b'{"data": "from the replica host"}'
+        assert get(f"{url}/guestbook.php?cmd=read&key=k")[2] == b'{"data": "from the replica host"}'
 
 
-def test_pages_errors_and_default_hosts(binaries, tmp_path):
-    closed = _free_port()  # nothing listens there
-    with _frontend(binaries["guestbook-frontend"], tmp_path, closed, closed) as url:
-        status, kind, body = _get(f"{url}/guestbook.php?cmd=set&key=k&value=v")
+def test_pages_errors_and_default_hosts(programs, tmp_path):
+    closed = free_port()  # nothing listens there
+    with frontend(programs["guestbook-frontend"], tmp_path, closed, closed) as url:
+        status, kind, body = get(f"{url}/guestbook.php?cmd=set&key=k&value=v")
         assert status == 502 and kind == "application/json"
         assert f"127.0.0.1:{closed}" in json.loads(body)["error"]
-        status, kind, page = _get(f"{url}/")
+        status, kind, page = get(f"{url}/")
         assert (status, kind) == (200, "text/html; charset=utf-8")
         assert b'call("cmd=get&key=messages")' in page and b"<script>" in page
-        assert _get(f"{url}/nothing-here")[0] == 404
-        status, _, info = _get(f"{url}/guestbook.php")
+        assert get(f"{url}/nothing-here")[0] == 404
+        status, _, info = get(f"{url}/guestbook.php")
         assert status == 200 and f"master: 127.0.0.1:{closed}".encode() in info
-    port = _free_port()
-    binary = binaries["guestbook-frontend"]
-    with _process([str(binary), "-listen", f"127.0.0.1:{port}"], port, tmp_path / "dns.log",
+    port = free_port()
+    binary = programs["guestbook-frontend"]
+    with process([str(binary), "-listen", f"127.0.0.1:{port}"], port, tmp_path / "dns.log",
                   env={}):
-        info = _get(f"http://127.0.0.1:{port}/guestbook.php")[2].decode()
+        info = get(f"http://127.0.0.1:{port}/guestbook.php")[2].decode()
     # GET_HOSTS_FROM unset (the example says dns): the Services' names, port 6379.
     assert info == (f"guestbook-frontend {recipes.GUESTBOOK_VERSION}\n"
                     "master: redis-master:6379\nreplica: redis-slave:6379\n")
@@ -181,21 +108,21 @@ def test_pages_errors_and_default_hosts(binaries, tmp_path):
     assert version == f"guestbook-frontend {recipes.GUESTBOOK_VERSION}\n"
 
 
-def test_echo_lookup_resolves_names(binaries, tmp_path):
-    port = _free_port()
-    echo = binaries["echo"]
-    with _process([str(echo), "-listen", f"127.0.0.1:{port}"], port, tmp_path / "echo.log"):
+def test_echo_lookup_resolves_names(programs, tmp_path):
+    port = free_port()
+    echo = programs["echo"]
+    with process([str(echo), "-listen", f"127.0.0.1:{port}"], port, tmp_path / "echo.log"):
         url = f"http://127.0.0.1:{port}/lookup"
-        status, kind, body = _get(f"{url}?host=localhost")
+        status, kind, body = get(f"{url}?host=localhost")
         assert (status, kind) == (200, "application/json")
         answer = json.loads(body)
         assert answer["host"] == "localhost" and "127.0.0.1" in answer["addresses"]
-        status, _, body = _get(f"{url}?host=not%20a%20name!")
+        status, _, body = get(f"{url}?host=not%20a%20name!")
         assert status == 404
         assert json.loads(body) == {"host": "not a name!", "addresses": [],
                                     "error": "lookup not a name!: no such host"}
-        status, _, body = _get(url)
+        status, _, body = get(url)
         assert status == 400 and "host" in json.loads(body)["error"]
-        assert json.loads(_get(f"http://127.0.0.1:{port}/x?y=1")[2])["path"] == "/x"
+        assert json.loads(get(f"http://127.0.0.1:{port}/x?y=1")[2])["path"] == "/x"
     version = subprocess.run([str(echo), "-version"], capture_output=True, text=True, check=True)
     assert version.stdout == f"echo {recipes.ECHO_VERSION}\n"
