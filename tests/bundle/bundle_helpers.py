@@ -4,7 +4,11 @@ binaries are stand-ins (a few bytes each), since building real ones takes Go and
 
 from __future__ import annotations
 
+import json
+import tarfile
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from kubeforge.bundle.archive import ImageConfig, Layer, data_entry, write_image_archive, write_layer
 from kubeforge.bundle.assemble import assemble
@@ -37,6 +41,20 @@ def image_archive(out: Path, name: str, payload: bytes = b"#!/bin/true\n") -> tu
                                   "2026-10-27T12:01:04Z", EPOCH)
     layer_path.unlink()
     return digests.manifest, digests.config
+
+
+@contextmanager
+def open_image(archive: Path) -> Iterator[tuple[dict, list[tarfile.TarFile]]]:
+    """An image archive's config document and its layers, as open tar files in order, read
+    through the OCI index and manifest (as ``ctr images import`` reads them)."""
+    with tarfile.open(archive) as outer, ExitStack() as stack:
+        def blob(digest: str):
+            return outer.extractfile(f"blobs/sha256/{digest.removeprefix('sha256:')}")
+        index = json.load(outer.extractfile("index.json"))
+        manifest = json.load(blob(index["manifests"][0]["digest"]))
+        layers = [stack.enter_context(tarfile.open(fileobj=blob(layer["digest"])))
+                  for layer in manifest["layers"]]
+        yield json.load(blob(manifest["config"]["digest"])), layers
 
 
 def make_sources(src: Path, images: tuple[str, ...] = BUNDLE_IMAGES, version: str = "v1",

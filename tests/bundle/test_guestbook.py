@@ -4,7 +4,6 @@ them, and built by the image builder on stand-in inputs (no Go, no mmdebstrap)."
 from __future__ import annotations
 
 import io
-import json
 import tarfile
 
 import pytest
@@ -20,7 +19,7 @@ from kubeforge.bundle.images import ImageBuilder
 from kubeforge.bundle.rootfs import user_ids
 from kubeforge.compiler.emit.manifests import manifest_artifacts
 from kubeforge.compiler.lower import load_program
-from tests.bundle.bundle_helpers import EPOCH
+from tests.bundle.bundle_helpers import EPOCH, open_image
 from tests.conftest import EXAMPLES
 
 PASSWD = (b"root:x:0:0:root:/root:/bin/bash\n"
@@ -78,19 +77,13 @@ def _rootfs(path):
 
 
 def _image(archive):
-    """(config, {path: (mode, uid, content)} across the layers, layer digests)."""
+    """(config, {path: (mode, uid, content)} across the layers, layer diff ids)."""
     found = {}
-    with tarfile.open(archive) as outer:
-        def blob(digest):
-            return outer.extractfile(f"blobs/sha256/{digest.removeprefix('sha256:')}")
-        index = json.load(outer.extractfile("index.json"))
-        manifest = json.load(blob(index["manifests"][0]["digest"]))
-        config = json.load(blob(manifest["config"]["digest"]))
-        for layer in manifest["layers"]:
-            with tarfile.open(fileobj=blob(layer["digest"])) as inner:
-                for m in inner.getmembers():
-                    found[m.name] = (m.mode, m.uid, inner.extractfile(m).read() if m.isreg() else None)
-        return config, found, [layer["digest"] for layer in manifest["layers"]]
+    with open_image(archive) as (config, layers):
+        for layer in layers:
+            for m in layer.getmembers():
+                found[m.name] = (m.mode, m.uid, layer.extractfile(m).read() if m.isreg() else None)
+    return config, found, config["rootfs"]["diff_ids"]
 
 
 def test_builder_writes_the_three_images(tmp_path):

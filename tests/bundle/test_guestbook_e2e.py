@@ -6,11 +6,8 @@ reaches the master image's redis and comes back through the replica image's /run
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import tarfile
 import time
 from pathlib import Path
 
@@ -22,7 +19,7 @@ from kubeforge.bundle.guestbook import (REDIS_BASE, REDIS_MASTER_IMAGE, REDIS_RE
 from kubeforge.bundle.images import ImageBuilder
 from kubeforge.bundle.rootfs import ensure_rootfs, installed_packages, user_ids
 from tests.bundle.app_helpers import free_port, frontend, get, process
-from tests.bundle.bundle_helpers import EPOCH
+from tests.bundle.bundle_helpers import EPOCH, open_image
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")]
@@ -47,15 +44,10 @@ def redis_images(tmp_path_factory) -> dict[str, Path]:
 
 def _unpack(archive: Path, into: Path) -> dict:
     """Unpack the image's layers in order into ``into``; returns its config document."""
-    with tarfile.open(archive) as outer:
-        def blob(digest: str):
-            return outer.extractfile(f"blobs/sha256/{digest.removeprefix('sha256:')}")
-        index = json.load(outer.extractfile("index.json"))
-        manifest = json.load(blob(index["manifests"][0]["digest"]))
-        for layer in manifest["layers"]:
-            with tarfile.open(fileobj=blob(layer["digest"])) as inner:
-                inner.extractall(into, numeric_owner=True, filter="fully_trusted")
-        return json.load(blob(manifest["config"]["digest"]))["config"]
+    with open_image(archive) as (config, layers):
+        for layer in layers:
+            layer.extractall(into, numeric_owner=True, filter="fully_trusted")
+    return config["config"]
 
 
 def _container(image: Path, root: Path, args: list[str], env: dict[str, str], port: int,
