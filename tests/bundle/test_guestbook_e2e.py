@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from kubeforge.bundle.build import _build_guestbook, _Run
 from kubeforge.bundle.cache import Cache
 from kubeforge.bundle.guestbook import (REDIS_BASE, REDIS_MASTER_IMAGE, REDIS_REPLICA_IMAGE,
                                         REDIS_USER, data_sources, guestbook_image_specs)
 from kubeforge.bundle.images import ImageBuilder
-from kubeforge.bundle.rootfs import ensure_rootfs, installed_packages, user_ids
+from kubeforge.bundle.rootfs import installed_packages, user_ids
 from tests.bundle.app_helpers import free_port, frontend, get, process
 from tests.bundle.bundle_helpers import EPOCH, open_image
 
@@ -26,20 +27,25 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow,
 
 
 @pytest.fixture(scope="module")
-def redis_images(tmp_path_factory) -> dict[str, Path]:
-    """Image name -> archive, for the two redis images, from a fresh cache."""
-    if shutil.which("mmdebstrap") is None:
-        pytest.skip("`mmdebstrap` is not installed: it builds the redis images' Debian base")
-    cache = Cache(tmp_path_factory.mktemp("cache"))
-    root, data = ensure_rootfs(cache, lambda _line: None, REDIS_BASE)
-    assert data["packages"] == installed_packages(root) and "redis-server" in data["packages"]
-    # The redis images use only their own base; the Debian base (for static images) is
-    # not needed here.
-    builder = ImageBuilder(cache, root, data["sha256"], EPOCH, lambda _line: None,
-                           roots={REDIS_BASE.name: (root, data["sha256"])})
-    return {spec.name: builder.image(spec, data_sources())[0]
-            for spec in guestbook_image_specs(user_ids(root, REDIS_USER))
-            if spec.base == REDIS_BASE.name}
+def built(tmp_path_factory) -> dict[str, Path]:
+    """What `bundle build` builds for the guestbook, from a fresh cache: image name ->
+    archive for the two redis images, and the frontend binary its image holds."""
+    for tool in ("go", "mmdebstrap"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"`{tool}` is not installed: the guestbook's parts are built with it")
+    run = _Run(Cache(tmp_path_factory.mktemp("cache")), lambda _line: None)
+    root, sha256 = _build_guestbook(run)
+    packages = run.components["redis"]["packages"]
+    assert packages == installed_packages(root)
+    assert run.components["redis"]["version"] == packages["redis-server"]
+    # The redis images use only their own base; the Debian base (the static images' CA
+    # certificates) is not needed here.
+    builder = ImageBuilder(run.cache, root, sha256, EPOCH, lambda _line: None,
+                           roots={REDIS_BASE.name: (root, sha256)})
+    images = {spec.name: builder.image(spec, data_sources())[0]
+              for spec in guestbook_image_specs(user_ids(root, REDIS_USER))
+              if spec.base == REDIS_BASE.name}
+    return {**images, "guestbook-frontend": run.binaries["guestbook-frontend"].path}
 
 
 def _unpack(archive: Path, into: Path) -> dict:
@@ -76,20 +82,20 @@ def _uid(pid: int) -> int:
     raise AssertionError(f"no Uid in /proc/{pid}/status")
 
 
-def test_frontend_master_and_replica_images_work_together(redis_images, programs, tmp_path):
+def test_frontend_master_and_replica_images_work_together(built, tmp_path):
     master_port, replica_port = free_port(), free_port()
     master_config, master = _container(
-        redis_images[REDIS_MASTER_IMAGE], tmp_path / "master",
+        built[REDIS_MASTER_IMAGE], tmp_path / "master",
         ["redis-server", "/etc/redis.conf", "--port", str(master_port), "--bind", "127.0.0.1"],
         {}, master_port, tmp_path / "master.log")
     # The replica's own /run.sh, told where the master is as Kubernetes' variables tell it.
     replica_config, replica = _container(
-        redis_images[REDIS_REPLICA_IMAGE], tmp_path / "replica",
+        built[REDIS_REPLICA_IMAGE], tmp_path / "replica",
         ["/run.sh", "--port", str(replica_port), "--bind", "127.0.0.1"],
         {"GET_HOSTS_FROM": "env", "REDIS_MASTER_SERVICE_HOST": "127.0.0.1",
          "REDIS_MASTER_SERVICE_PORT": str(master_port)}, replica_port, tmp_path / "replica.log")
     with master as master_proc, replica as replica_proc, frontend(
-            programs["guestbook-frontend"], tmp_path, master_port, replica_port) as url:
+            built["guestbook-frontend"], tmp_path, master_port, replica_port) as url:
         redis_uid = int(master_config["User"].split(":")[0])
         assert redis_uid != 0 and _uid(master_proc.pid) == _uid(replica_proc.pid) == redis_uid
         assert get(f"{url}/guestbook.php?cmd=set&key=messages&value=one,two")[2] == \
