@@ -3,8 +3,8 @@
 1. fetch ``k8s.io/kubernetes`` and build its commands (kubeadm first);
 2. ask that kubeadm which images the release needs, which fixes etcd, CoreDNS and pause;
 3. build etcd, CoreDNS, crictl, containerd, runc (containerd's pinned version), the CNI
-   plugins, flannel, pause and the echo test application;
-4. bootstrap the Debian base and write the image archives;
+   plugins, flannel, pause, the echo test application and the guestbook example's frontend;
+4. bootstrap the Debian bases (packet-filter tools; redis) and write the image archives;
 5. assemble the directory and write the manifest last.
 
 Every part comes from the cache when its inputs are unchanged, so a second build of the same
@@ -26,10 +26,11 @@ from kubeforge.bundle.digest import sha256_file
 from kubeforge.bundle.errors import BundleError
 from kubeforge.bundle.gomod import parse_gomod
 from kubeforge.bundle.gotool import ModuleInfo, download, go_version
+from kubeforge.bundle.guestbook import REDIS_BASE, REDIS_USER, data_sources, guestbook_image_specs
 from kubeforge.bundle.images import ImageBuilder, extra_image_specs, kubeadm_image_specs
 from kubeforge.bundle.layout import BIN, CNI_BIN, CNI_PLUGINS, HOST_BINARIES, UNITS, placement
 from kubeforge.bundle.manifest import BundleFile, BundleImage, Component, Manifest, sealed
-from kubeforge.bundle.rootfs import SUITE, ensure_rootfs
+from kubeforge.bundle.rootfs import SUITE, ensure_rootfs, user_ids
 from kubeforge.bundle.tools import Progress, output
 from kubeforge.bundle.versions import (ARCH, companions, etcd_module_version,
                                        parse_kubernetes)
@@ -77,8 +78,10 @@ class _Run:
     def fetch(self, path: str, version: str) -> ModuleInfo:
         return download(path, version, self.scratch)
 
-    def go(self, recipe: recipes.GoRecipe, only: tuple[str, ...] | None = None) -> None:
-        self.binaries.update(build_go(self.cache, recipe, self.toolchain, self.progress, only))
+    def go(self, recipe: recipes.GoRecipe, only: tuple[str, ...] | None = None,
+           source: ModuleInfo | None = None) -> None:
+        self.binaries.update(build_go(self.cache, recipe, self.toolchain, self.progress, only,
+                                      source.dir if source else None))
         self.components.setdefault(recipe.component, {
             "version": recipe.version, "source": recipe.source,
             "source_version": recipe.source_version})
@@ -108,14 +111,17 @@ def build_bundle(kubernetes: str, out: Path, *, cache_dir: Path | None = None,
             "version": rootfs_data["sha256"][:16], "source": f"Debian {SUITE} (mmdebstrap)",
             "source_version": SUITE, "packages": rootfs_data["packages"]}
         modules = _build_companions(run, version, names)
+        redis_root = _build_guestbook(run)
         run.go(k8s_recipe)  # the long part last: a failure elsewhere shows up early
 
         images = ImageBuilder(cache, rootfs, rootfs_data["sha256"], int(k8s.time.timestamp()),
-                              progress)
+                              progress, roots={REDIS_BASE.name: redis_root})
         sources = {name: built.path for name, built in run.binaries.items()}
         sources["mk-docker-opts.sh"] = modules["flannel"].dir / "dist/mk-docker-opts.sh"
+        sources.update(data_sources())
         specs = (kubeadm_image_specs(names)
-                 + extra_image_specs(modules["flannel"].version, recipes.ECHO_VERSION))
+                 + extra_image_specs(modules["flannel"].version, recipes.ECHO_VERSION)
+                 + guestbook_image_specs(user_ids(redis_root[0], REDIS_USER)))
         digests = {name: built.sha256 for name, built in run.binaries.items()}
         image_entries, files, fresh = [], {}, []
         for spec in specs:
@@ -151,9 +157,20 @@ def _build_companions(run: _Run, version, names: list[str]) -> dict[str, ModuleI
     run.go(recipes.cni_plugins(pins.cni_plugins, recipes.BASE_PLUGINS))
     run.go(recipes.flannel_cni(pins.flannel_cni))
     flannel = run.fetch(recipes.FLANNEL, pins.flannel)
-    run.go(recipes.flannel(pins.flannel))
+    run.go(recipes.flannel(pins.flannel), source=flannel)
     run.go(recipes.echo())
     return {"containerd": containerd, "flannel": flannel}
+
+
+def _build_guestbook(run: _Run) -> tuple[Path, str]:
+    """The guestbook example's frontend and the redis images' Debian base; returns that
+    base (tarball, sha256)."""
+    run.go(recipes.guestbook())
+    root, data = ensure_rootfs(run.cache, run.progress, REDIS_BASE)
+    run.components["redis"] = {
+        "version": data["packages"]["redis-server"], "source": f"Debian {SUITE} redis-server "
+        "(mmdebstrap)", "source_version": SUITE, "packages": data["packages"]}
+    return root, data["sha256"]
 
 
 def _runc_version(containerd: ModuleInfo) -> str:

@@ -2,8 +2,9 @@
 
 Everything is checked before anything is used, and every problem is reported at once, each
 naming its file: the manifest itself (its build key covers its content), each file's presence, type, size and sha256, the host
-binaries and CNI plugins a node needs, every image kubeadm names for the release, and that
-each image archive really holds the image it is listed as.
+binaries and CNI plugins a node needs, every image kubeadm names for the release, the
+applications' images (the echo test server, the guestbook example's three), and that each
+image archive really holds the image it is listed as.
 """
 
 from __future__ import annotations
@@ -15,8 +16,15 @@ from pathlib import Path, PurePosixPath
 from kubeforge.bundle.archive import read_image_names
 from kubeforge.bundle.digest import sha256_file
 from kubeforge.bundle.errors import BundleError
+from kubeforge.bundle.guestbook import IMAGES as GUESTBOOK_IMAGES
+from kubeforge.bundle.images import ECHO_IMAGE
 from kubeforge.bundle.layout import BIN, CNI_BIN, CNI_PLUGINS, HOST_BINARIES
 from kubeforge.bundle.manifest import Manifest, load_manifest, sealed
+from kubeforge.bundle.recipes import ECHO_VERSION
+
+#: Images a bundle holds besides kubeadm's and the CNI's -> what they are.
+APP_IMAGES = {f"{ECHO_IMAGE}:{ECHO_VERSION}": "the echo test application", **GUESTBOOK_IMAGES}
+
 
 def safe_path(relative: str) -> bool:
     parts = PurePosixPath(relative).parts
@@ -48,7 +56,7 @@ def file_problems(directory: Path, manifest: Manifest) -> list[str]:
 
 def content_problems(manifest: Manifest) -> list[str]:
     """What a bundle must hold whatever its manifest says: a node's binaries and plugins,
-    and each image kubeadm names, in an archive the manifest lists."""
+    each image kubeadm names and the applications' images, in archives the manifest lists."""
     paths = {f.path for f in manifest.files}
     required = [f"{BIN}/{name}" for name in HOST_BINARIES] + [f"{CNI_BIN}/{n}" for n in CNI_PLUGINS]
     problems = [f"{path}: missing from the manifest" for path in required if path not in paths]
@@ -57,6 +65,8 @@ def content_problems(manifest: Manifest) -> list[str]:
     names = {image.name: image for image in manifest.images}
     problems += [f"image {name}: needed by kubeadm, not in the bundle"
                  for name in manifest.kubeadm_images if name not in names]
+    problems += [f"image {name}: {what}, not in the bundle"
+                 for name, what in APP_IMAGES.items() if name not in names]
     problems += [f"image {image.name}: archive {image.archive} is not a manifest file"
                  for image in manifest.images if image.archive not in paths]
     return problems

@@ -9,6 +9,7 @@ changed component rebuilds only its own binaries.
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -39,13 +40,27 @@ def gcc_version() -> str:
     return output(["gcc", "-dumpfullversion", "-dumpversion"], what="`gcc -dumpversion`").strip()
 
 
-def _wrapper_dir(cache: Cache, recipe: GoRecipe) -> Path:
+def derived_main(source_dir: Path, file: str, dropped: tuple[str, ...]) -> str:
+    """The text of ``file`` of the source module without the ``dropped`` lines, each of which
+    must be there (an upstream change must not go unnoticed)."""
+    text = (source_dir / file).read_text()
+    lines = text.splitlines(keepends=True)
+    for line in dropped:
+        matches = [i for i, have in enumerate(lines) if have.strip() == line]
+        if len(matches) != 1:
+            raise BundleError(f"bundle: {source_dir.name}/{file} does not have the line "
+                              f"`{line}` exactly once; the recipe needs updating")
+        del lines[matches[0]]
+    return "".join(lines)
+
+
+def _wrapper_dir(cache: Cache, recipe: GoRecipe, source_dir: Path | None = None) -> Path:
     """The wrapper module's directory: one per distinct go.mod, kept so go.sum is reused."""
     if recipe.local:
-        source = resources.files("kubeforge.bundle") / recipe.local
-        text = {name: (source / name).read_bytes() for name in ("go.mod", "main.go")}
-        workdir = cache.workdir(f"{recipe.local}-{input_key(sorted(text.items()))[:12]}")
-        for name, data in text.items():
+        files = local_sources(recipe)
+        workdir = cache.workdir(f"{recipe.local.replace('/', '-')}-"
+                                f"{input_key([[n, d.hex()] for n, d in files])[:12]}")
+        for name, data in files:
             (workdir / name).write_bytes(data)
         return workdir
     seed = wrapper_gomod(recipe.wrapper, dict(recipe.requires), dict(recipe.replaces))
@@ -55,19 +70,40 @@ def _wrapper_dir(cache: Cache, recipe: GoRecipe) -> Path:
         # `go build -mod=mod` adds the requirements it resolves to go.mod; start from the seed.
         (workdir / "go.mod").write_text(seed)
         seed_file.write_text(seed)
+    for binary, file, dropped in recipe.derived:
+        if source_dir is None:
+            raise BundleError(f"bundle: {binary} is derived from {recipe.source}, which was "
+                              "not fetched")
+        main = workdir / "cmd" / binary / "main.go"
+        main.parent.mkdir(parents=True, exist_ok=True)
+        main.write_text(derived_main(source_dir, file, dropped))
     return workdir
 
 
-def local_source_key(recipe: GoRecipe) -> list:
+def local_sources(recipe: GoRecipe) -> list[tuple[str, bytes]]:
+    """(name, content) of a module shipped with kubeforge (``bundle/echo``,
+    ``bundle/apps/guestbook``): its go.mod, Go files and embedded files, by name."""
     if not recipe.local:
         return []
-    source = resources.files("kubeforge.bundle") / recipe.local
-    return [[name, (source / name).read_text()] for name in ("go.mod", "main.go")]
+    source = resources.files("kubeforge.bundle").joinpath(*recipe.local.split("/"))
+    files = sorted((entry.name, entry.read_bytes()) for entry in source.iterdir()
+                   if entry.is_file() and not entry.name.endswith("_test.go")
+                   and not entry.name.startswith("."))
+    if not any(name == "go.mod" for name, _ in files):
+        raise BundleError(f"bundle: kubeforge's module {recipe.local} has no go.mod "
+                          "(a broken installation?)")
+    return files
+
+
+def local_source_key(recipe: GoRecipe) -> list:
+    return [[name, data.decode()] for name, data in local_sources(recipe)]
 
 
 def build_go(cache: Cache, recipe: GoRecipe, toolchain: dict[str, str], progress: Progress,
-             only: tuple[str, ...] | None = None) -> dict[str, Built]:
-    """Every binary of ``recipe`` (or those named in ``only``), from the cache or built now."""
+             only: tuple[str, ...] | None = None, source_dir: Path | None = None
+             ) -> dict[str, Built]:
+    """Every binary of ``recipe`` (or those named in ``only``), from the cache or built now;
+    ``source_dir``: the source module's directory, for binaries derived from its files."""
     built = {}
     tools = {"go": toolchain["go"], **({"gcc": toolchain["gcc"]} if recipe.cgo else {})}
     for name, package in recipe.binaries:
@@ -77,16 +113,18 @@ def build_go(cache: Cache, recipe: GoRecipe, toolchain: dict[str, str], progress
 
         def make(tmp: Path, name=name, package=package) -> dict:
             progress(f"bundle: building {name} ({package} {recipe.source_version}) ...")
-            workdir = _wrapper_dir(cache, recipe)
+            workdir = _wrapper_dir(cache, recipe, source_dir)
             build(workdir, package, tmp / name, ldflags=recipe.ldflags,
                   tags=recipe.tags_for(name), flags=recipe.flags, cgo=recipe.cgo,
                   log=cache.log(recipe.component), progress=progress, what=f"building {name}")
             return _record(tmp / name, recipe.component, recipe.version)
 
+        started = time.monotonic()
         entry, data, fresh = cache.get_or_make("bin", key, make)
         built[name] = Built(name, entry / name, data["sha256"], data["size"], recipe.component,
                             fresh)
-        progress(f"bundle: {name} {recipe.version}: {'built' if fresh else 'cached'}")
+        done = f"built in {time.monotonic() - started:.0f} s" if fresh else "cached"
+        progress(f"bundle: {name} {recipe.version}: {done}")
     return built
 
 

@@ -8,7 +8,9 @@ echo test application as ``kubeforge.local/echo``. Three bases, like upstream's:
 - ``static`` (control plane, etcd, CoreDNS, echo; distroless-static in upstream's images):
   /etc/passwd, /etc/group, /etc/nsswitch.conf, CA certificates, /tmp;
 - ``debian`` (kube-proxy, flannel): the Debian root file system with iptables, nftables,
-  conntrack and iproute2 (:mod:`kubeforge.bundle.rootfs`).
+  conntrack and iproute2 (:mod:`kubeforge.bundle.rootfs`);
+- further Debian root file systems the builder is given by name (``redis-base``, for the
+  guestbook's redis images: :mod:`kubeforge.bundle.guestbook`).
 
 The CoreDNS image runs as root (upstream's runs as nonroot with a file capability): kubeadm's
 CoreDNS Deployment adds NET_BIND_SERVICE, which a root process keeps for port 53.
@@ -41,7 +43,7 @@ class ImageSpec:
     name: str  # "registry.k8s.io/kube-apiserver:v1.37.2"
     component: str
     roles: tuple[str, ...]
-    base: str  # "scratch" | "static" | "debian"
+    base: str  # "scratch" | "static" | "debian" | a root file system given to ImageBuilder
     files: tuple[tuple[str, str, int], ...]  # (path in the image, source name, mode)
     config: ImageConfig
 
@@ -121,8 +123,11 @@ class ImageBuilder:
     """Builds layers and image archives into the cache from named source files."""
 
     def __init__(self, cache: Cache, rootfs: Path, rootfs_sha256: str, epoch: int,
-                 progress: Progress) -> None:
+                 progress: Progress, roots: dict[str, tuple[Path, str]] | None = None) -> None:
+        """``rootfs``: the Debian base (also the static base's CA certificates); ``roots``:
+        further bases by name, each a root file system tarball and its sha256."""
         self.cache, self.rootfs, self.rootfs_sha256 = cache, rootfs, rootfs_sha256
+        self.roots = dict(roots or {})
         self.epoch, self.progress = epoch, progress
         self.created = datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self._bases: dict[str, Layer] = {}
@@ -146,7 +151,11 @@ class ImageBuilder:
                 self._bases[base] = self._layer("debian", self.rootfs_sha256,
                                                 "Debian base (iptables, nftables, conntrack)",
                                                 lambda: tar_entries(self.rootfs))
-            else:
+            elif base in self.roots:
+                path, sha256 = self.roots[base]
+                self._bases[base] = self._layer(base, sha256, f"Debian base ({base})",
+                                                lambda: tar_entries(path))
+            elif base == "static":
                 ca = _ca_bundle(self.rootfs)
                 listed = [data_entry("etc/passwd", PASSWD.encode()),
                           data_entry("etc/group", GROUP.encode()),
@@ -157,6 +166,9 @@ class ImageBuilder:
                 identity = [PASSWD, GROUP, NSSWITCH, hashlib.sha256(ca).hexdigest()]
                 self._bases[base] = self._layer("static", identity, "static base",
                                                 lambda: _listed(listed))
+            else:
+                raise BundleError(f"bundle: no image base {base} (a root file system "
+                                  "the builder was not given)")
         return [self._bases[base]]
 
     def image(self, spec: ImageSpec, sources: dict[str, Path],

@@ -32,6 +32,9 @@ class GoRecipe:
     flags: tuple[str, ...] = ()  # further `go build` flags
     cgo: bool = False
     extra_tags: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (binary, tags only it gets)
+    # (binary, main package file of the source module, import lines left out): the binary
+    # is built from a copy of that file in the wrapper module, at cmd/<binary>/main.go.
+    derived: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
     local: str = ""  # a module shipped with kubeforge (package data dir) instead of a wrapper
 
     @property
@@ -153,21 +156,50 @@ def flannel_cni(version: str) -> GoRecipe:
 FLANNEL = "github.com/flannel-io/flannel"
 
 
+#: flanneld's main.go imports every backend; the Tencent Cloud VPC one needs
+#: github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/vpc, whose zip the module proxy
+#: refuses (403), so flanneld is built from its own main.go without that one import.
+FLANNEL_DROPPED = ('_ "github.com/flannel-io/flannel/pkg/backend/tencentvpc"',)
+
+
 def flannel(version: str) -> GoRecipe:
-    """flannel Makefile ``dist/flanneld`` (``pkg/version.Version``), with CGO off: the UDP
-    backend, the only user of cgo, is left out (the default backend is vxlan)."""
+    """flannel Makefile ``dist/flanneld`` (``pkg/version.Version``): cgo on amd64 (the UDP
+    backend's packet proxy is C), linked statically; with the pure-Go resolver and user
+    lookup (netgo, osusergo), since upstream links against musl and this build against
+    glibc, whose static resolver would need shared libraries at run time. The Tencent Cloud
+    VPC backend is left out (:data:`FLANNEL_DROPPED`)."""
     return GoRecipe(component="flannel", version=version, source=FLANNEL, source_version=version,
                     requires=((FLANNEL, version),), replaces=(),
-                    binaries=(("flanneld", FLANNEL), ("install-conf", f"{FLANNEL}/cmd/install_conf")),
-                    ldflags=f"-s -w -X {FLANNEL}/pkg/version.Version={version} -extldflags -static")
+                    binaries=(("flanneld", "kubeforge.local/flannel-bundle/cmd/flanneld"),
+                              ("install-conf", f"{FLANNEL}/cmd/install_conf")),
+                    ldflags=f"-s -w -X {FLANNEL}/pkg/version.Version={version} -extldflags -static",
+                    tags=("netgo", "osusergo"), cgo=True,
+                    derived=(("flanneld", "main.go", FLANNEL_DROPPED),))
 
 
-ECHO_VERSION = "v1.0.0"
+ECHO_VERSION = "v1.1.0"  # v1.1.0: GET /lookup?host=NAME
+
+
+def _local(component: str, version: str, module: str, binary: str, directory: str
+           ) -> GoRecipe:
+    """A program shipped with kubeforge (its source under ``bundle/``): static, stamped with
+    its own version (``-X main.version``)."""
+    return GoRecipe(component=component, version=version, source=module,
+                    source_version=version, requires=(), replaces=(),
+                    binaries=((binary, module),),
+                    ldflags=f"-s -w -X main.version={version}", local=directory)
 
 
 def echo() -> GoRecipe:
     """kubeforge's own test application (``bundle/echo``): an HTTP echo server."""
-    return GoRecipe(component="echo", version=ECHO_VERSION, source="kubeforge.local/echo",
-                    source_version=ECHO_VERSION, requires=(), replaces=(),
-                    binaries=(("echo", "kubeforge.local/echo"),),
-                    ldflags=f"-s -w -X main.version={ECHO_VERSION}", local="echo")
+    return _local("echo", ECHO_VERSION, "kubeforge.local/echo", "echo", "echo")
+
+
+GUESTBOOK_VERSION = "v1.0.0"
+
+
+def guestbook() -> GoRecipe:
+    """The guestbook example's frontend (``bundle/apps/guestbook``): upstream's PHP page
+    (gb-frontend) as a Go program."""
+    return _local("guestbook", GUESTBOOK_VERSION, "kubeforge.local/guestbook",
+                  "guestbook-frontend", "apps/guestbook")

@@ -15,11 +15,10 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON
 
 
 def _fail(err: BundleError, as_json: bool) -> None:
+    click.echo(str(err), err=True)  # with --json too: the log tail of a failed build
     if as_json:
-        click.echo(json.dumps({"ok": False, "error": str(err).splitlines()[0],
-                               "problems": list(err.problems)}, indent=2, sort_keys=True))
-    else:
-        click.echo(str(err), err=True)
+        click.echo(json.dumps({"ok": False, "error": str(err), "problems": list(err.problems)},
+                              indent=2, sort_keys=True))
     sys.exit(err.exit_code)
 
 

@@ -1,13 +1,18 @@
 // Command echo is kubeforge's test application: a static HTTP server that answers every
 // request with a JSON description of it and of the pod that served it, so an end-to-end
 // test can deploy an image from an offline bundle and see which replica answered.
+// GET /lookup?host=NAME resolves NAME from inside the pod (the cluster DNS, through the
+// pod's resolv.conf), so a test can see CoreDNS answer.
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"time"
@@ -26,6 +31,39 @@ type reply struct {
 	Headers  map[string][]string `json:"headers"`
 }
 
+type lookupReply struct {
+	Host      string   `json:"host"`
+	Addresses []string `json:"addresses"`
+	Error     string   `json:"error,omitempty"`
+}
+
+// lookup answers {"host": NAME, "addresses": [...]} from net.LookupHost; a name that does
+// not resolve is a 404 and a failing resolver a 502, each with the resolver's error.
+func lookup(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	host := r.URL.Query().Get("host")
+	if host == "" {
+		w.WriteHeader(http.StatusBadRequest)
+		_ = json.NewEncoder(w).Encode(lookupReply{Addresses: []string{},
+			Error: "missing query parameter host (GET /lookup?host=NAME)"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	addresses, err := net.DefaultResolver.LookupHost(ctx, host)
+	answer := lookupReply{Host: host, Addresses: addresses}
+	if err != nil {
+		var dnsErr *net.DNSError
+		status := http.StatusBadGateway
+		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+			status = http.StatusNotFound
+		}
+		answer.Addresses, answer.Error = []string{}, err.Error()
+		w.WriteHeader(status)
+	}
+	_ = json.NewEncoder(w).Encode(answer)
+}
+
 func main() {
 	listen := flag.String("listen", ":8080", "address to listen on")
 	showVersion := flag.Bool("version", false, "print the version and exit")
@@ -40,6 +78,7 @@ func main() {
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprintln(w, "ok")
 	})
+	mux.HandleFunc("/lookup", lookup)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(reply{

@@ -4,10 +4,15 @@ binaries are stand-ins (a few bytes each), since building real ones takes Go and
 
 from __future__ import annotations
 
+import json
+import tarfile
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from kubeforge.bundle.archive import ImageConfig, Layer, data_entry, write_image_archive, write_layer
 from kubeforge.bundle.assemble import assemble
+from kubeforge.bundle.check import APP_IMAGES
 from kubeforge.bundle.digest import sha256_file
 from kubeforge.bundle.layout import BIN, CNI_BIN, CNI_PLUGINS, HOST_BINARIES, placement
 from kubeforge.bundle.manifest import BundleFile, BundleImage, Component, Manifest, sealed
@@ -22,6 +27,8 @@ KUBEADM_IMAGES = (
     "registry.k8s.io/pause:3.10.2",
     "registry.k8s.io/etcd:3.7.0-0",
 )
+#: What a complete bundle holds: kubeadm's images and the applications' (echo, guestbook).
+BUNDLE_IMAGES = KUBEADM_IMAGES + tuple(APP_IMAGES)
 
 
 def image_archive(out: Path, name: str, payload: bytes = b"#!/bin/true\n") -> tuple[str, str]:
@@ -36,7 +43,21 @@ def image_archive(out: Path, name: str, payload: bytes = b"#!/bin/true\n") -> tu
     return digests.manifest, digests.config
 
 
-def make_sources(src: Path, images: tuple[str, ...] = KUBEADM_IMAGES, version: str = "v1",
+@contextmanager
+def open_image(archive: Path) -> Iterator[tuple[dict, list[tarfile.TarFile]]]:
+    """An image archive's config document and its layers, as open tar files in order, read
+    through the OCI index and manifest (as ``ctr images import`` reads them)."""
+    with tarfile.open(archive) as outer, ExitStack() as stack:
+        def blob(digest: str):
+            return outer.extractfile(f"blobs/sha256/{digest.removeprefix('sha256:')}")
+        index = json.load(outer.extractfile("index.json"))
+        manifest = json.load(blob(index["manifests"][0]["digest"]))
+        layers = [stack.enter_context(tarfile.open(fileobj=blob(layer["digest"])))
+                  for layer in manifest["layers"]]
+        yield json.load(blob(manifest["config"]["digest"])), layers
+
+
+def make_sources(src: Path, images: tuple[str, ...] = BUNDLE_IMAGES, version: str = "v1",
                  changed: dict[str, bytes] | None = None) -> tuple[Manifest, dict[str, Path]]:
     """Source files and the sealed manifest of a bundle holding them (``changed``: host
     binaries whose content differs from the others' version)."""

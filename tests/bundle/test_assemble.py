@@ -30,8 +30,8 @@ def test_only_changed_files_are_written_and_stale_ones_removed(tmp_path):
     manifest, files = make_sources(tmp_path / "src")
     assemble(tmp_path / "b", files, manifest, _quiet)
     manifest2, files2 = make_sources(tmp_path / "src2", changed={"kubelet": b"kubelet v2\n"},
-                                     images=tuple(n for n in manifest.kubeadm_images
-                                                  if "etcd" not in n))
+                                     images=tuple(i.name for i in manifest.images
+                                                  if "etcd" not in i.name))
     # Same content except kubelet and without the etcd image (the kubeadm list still names
     # it, so this bundle is written but refused by check: the assembler does not judge).
     written = assemble(tmp_path / "b", files2, manifest2, _quiet)
@@ -73,3 +73,14 @@ def test_foreign_directory_is_not_written(tmp_path):
     with pytest.raises(BundleError, match="not empty and holds no kubeforge bundle"):
         assemble(tmp_path / "home", files, manifest, _quiet)
     assert [p.name for p in (tmp_path / "home").iterdir()] == ["notes.txt"]
+
+
+def test_a_file_changed_in_place_is_noticed_and_restored(tmp_path):
+    manifest, files = make_sources(tmp_path / "src")
+    assemble(tmp_path / "b", files, manifest, _quiet)
+    target = tmp_path / "b" / "bin/crictl"
+    target.write_bytes(target.read_bytes().upper())  # same size, new content and mtime
+    again = assemble(tmp_path / "b", files, manifest, _quiet)
+    assert not again.up_to_date and again.changed == ("bin/crictl",)
+    assert check_bundle(tmp_path / "b").build_key == manifest.build_key
+    assert assemble(tmp_path / "b", files, manifest, _quiet).up_to_date

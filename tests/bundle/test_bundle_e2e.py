@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from kubeforge.bundle.check import check_bundle
+from kubeforge.bundle import recipes
+from kubeforge.bundle.check import APP_IMAGES, check_bundle
+from kubeforge.bundle.guestbook import REDIS_MASTER_IMAGE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -71,8 +73,7 @@ def test_kubeadm_is_the_release_and_names_exactly_the_bundled_images(bundle):
     assert tuple(names) == manifest.kubeadm_images
     bundled = {image.name for image in manifest.images}
     assert set(names) <= bundled
-    assert bundled - set(names) == {"ghcr.io/flannel-io/flannel:v0.28.10",
-                                    "kubeforge.local/echo:v1.0.0"}
+    assert bundled - set(names) == {"ghcr.io/flannel-io/flannel:v0.28.10", *APP_IMAGES}
 
 
 def _image_file(archive: Path, wanted: str) -> bytes:
@@ -136,7 +137,9 @@ def test_every_binary_is_static_and_stamped_like_a_release(bundle, tmp_path):
             ("coredns.tar", "/coredns", "-version", "CoreDNS-1.14.6"),
             ("pause.tar", "/pause", "-v", "pause.c v3.10.2-v1.37.2"),
             ("flannel.tar", "/opt/bin/flanneld", "--version", "v0.28.10"),
-            ("echo.tar", "/echo", "-version", "echo v1.0.0")):
+            ("echo.tar", "/echo", "-version", f"echo {recipes.ECHO_VERSION}"),
+            ("gb-frontend.tar", "/guestbook-frontend", "-version",
+             f"guestbook-frontend {recipes.GUESTBOOK_VERSION}")):
         binary = tmp_path / Path(path).name
         binary.write_bytes(_image_file(images / archive, path))
         binary.chmod(0o755)
@@ -192,9 +195,14 @@ def test_bundled_containerd_imports_every_image_and_runs_one(bundle, tmp_path):
                  str(bundle / image.archive), env=env)
         listed = _run(*ctr, "images", "list", "-q", env=env).split()
         assert {image.name for image in manifest.images} <= set(listed)
-        out = _run(*ctr, "run", "--rm", "--snapshotter", "native", "kubeforge.local/echo:v1.0.0",
+        echo = f"kubeforge.local/echo:{recipes.ECHO_VERSION}"
+        out = _run(*ctr, "run", "--rm", "--snapshotter", "native", echo,
                    f"kf-echo-{os.getpid()}", "/echo", "-version", env=env)
-        assert out.strip() == "echo v1.0.0"
+        assert out.strip() == f"echo {recipes.ECHO_VERSION}"
+        # Debian's redis-server, with its libraries, in the redis images' own base.
+        out = _run(*ctr, "run", "--rm", "--snapshotter", "native", REDIS_MASTER_IMAGE,
+                   f"kf-redis-{os.getpid()}", "redis-server", "--version", env=env)
+        assert out.startswith("Redis server v=7.")
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         try:

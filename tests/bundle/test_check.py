@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from kubeforge.bundle.archive import read_image_names
-from kubeforge.bundle.check import check_bundle
+from kubeforge.bundle.check import APP_IMAGES, check_bundle
 from kubeforge.bundle.errors import BundleError
 from kubeforge.bundle.manifest import load_manifest, manifest_from_dict, sealed
 from kubeforge.cli import main
-from tests.bundle.bundle_helpers import KUBEADM_IMAGES, image_archive, make_bundle
+from tests.bundle.bundle_helpers import BUNDLE_IMAGES, KUBEADM_IMAGES, image_archive, make_bundle
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_intact_bundle_passes(bundle):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["ok"] and report["kubernetes"] == "v1.37.2"
-    assert sorted(report["images"]) == sorted(KUBEADM_IMAGES)
+    assert sorted(report["images"]) == sorted(BUNDLE_IMAGES)
 
 
 def test_same_size_corruption_is_found_by_sha256(bundle):
@@ -96,6 +96,14 @@ def test_image_kubeadm_needs_must_be_present(bundle):
     _rewrite_manifest(bundle, drop_etcd)
     assert _problems(bundle) == ("image registry.k8s.io/etcd:3.7.0-0: needed by kubeadm, "
                                  "not in the bundle",)
+
+
+@pytest.mark.parametrize("name", sorted(APP_IMAGES))
+def test_application_images_must_be_present(bundle, name):
+    def drop(data):
+        data["images"] = [i for i in data["images"] if i["name"] != name]
+    _rewrite_manifest(bundle, drop)
+    assert _problems(bundle) == (f"image {name}: {APP_IMAGES[name]}, not in the bundle",)
 
 
 def test_host_binaries_must_be_listed(bundle):

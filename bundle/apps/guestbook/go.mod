@@ -1,0 +1,3 @@
+module kubeforge.local/guestbook
+
+go 1.26.0
