@@ -208,6 +208,13 @@ def kubelet_configuration(cluster: Cluster) -> dict[str, Any]:
     }
     if cluster.cgroups == "v1":
         doc["failCgroupV1"] = False  # the kubelet refuses cgroup v1 hosts by default from 1.35
+    if cluster.hosts == "containers":
+        # Every node's file systems are the one disk all containers share, so its free share
+        # says nothing about one node: no disk-based eviction and no image GC, as kind does
+        # for its nodes (kind's default KubeletConfiguration).
+        doc["evictionHard"] = {"nodefs.available": "0%", "nodefs.inodesFree": "0%",
+                               "imagefs.available": "0%"}
+        doc["imageGCHighThresholdPercent"] = 100
     if cluster.feature_gates:
         doc["featureGates"] = dict(cluster.feature_gates)
     return doc

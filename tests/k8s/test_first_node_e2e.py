@@ -187,3 +187,49 @@ def test_a_second_apply_changes_nothing(node):
     assert "no changes" in proc.stderr, proc.stderr[-4000:]
     plan = json.loads(node.on_host("plan", "--json").stdout)
     assert plan["changes"] == 0, plan
+
+
+def test_kubeadm_certs_check_expiration_reads_kubeforges_pki(node):
+    """kubeadm's own view of the PKI kubeforge made: every certificate and CA present,
+    none expired, all from kubeforge's CAs (kubeadm generated nothing at init)."""
+    code, out = node.ssh("node1", "kubeadm certs check-expiration 2>&1")
+    assert code == 0, out
+    for name in ("admin.conf", "apiserver", "apiserver-etcd-client", "apiserver-kubelet-client",
+                 "controller-manager.conf", "etcd-healthcheck-client", "etcd-peer", "etcd-server",
+                 "front-proxy-client", "scheduler.conf", "super-admin.conf"):
+        assert f"\n{name} " in out, out
+    assert "invalid" not in out.lower() and "<invalid>" not in out, out
+    code, issuer = node.ssh("node1", "openssl x509 -noout -issuer -in /etc/kubernetes/pki/apiserver.crt")
+    assert code == 0 and "kubernetes" in issuer.lower(), issuer
+
+
+def test_every_example_is_accepted_by_the_real_api_server(node):
+    """`kubectl apply --dry-run=server` of every example's manifests (workloads and RBAC):
+    the API server's own validation and admission, not a schema copy. Namespaces are created
+    for real first, since a dry run cannot place objects in a namespace that does not exist."""
+    import yaml
+
+    from kubeforge.compiler.emit.manifests import manifest_artifacts
+    from kubeforge.compiler.emit.rbac import manifests as rbac_manifests
+    from kubeforge.compiler.lower import load_program
+    from tests.conftest import EXAMPLES
+
+    checked = 0
+    for path in sorted(EXAMPLES.glob("*.kf")):
+        program, _ = load_program(path)
+        docs = [d for a in manifest_artifacts(program) for d in yaml.safe_load_all(a.content)]
+        docs += rbac_manifests(program)
+        docs = [d for d in docs if d]
+        namespaces = [d for d in docs if d["kind"] == "Namespace"]
+        text = yaml.safe_dump_all(docs, sort_keys=False)
+        script = ""
+        if namespaces:
+            script += ("kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f - <<'KF_NS'\n"
+                       + yaml.safe_dump_all(namespaces) + "KF_NS\n")
+        script += ("kubectl --kubeconfig /etc/kubernetes/admin.conf apply --dry-run=server "
+                   "--server-side --field-manager=kubeforge-dry-run -f - <<'KF_DOCS'\n"
+                   + text + "KF_DOCS\n")
+        code, out = node.ssh("node1", script + " 2>&1")
+        assert code == 0, f"{path.name}:\n{out}"
+        checked += len(docs)
+    assert checked > 50
