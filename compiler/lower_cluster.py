@@ -26,6 +26,10 @@ LB_DEPLOY = ("services", "static-pods")
 CGROUPS = ("v2", "v1")
 HOST_KINDS = ("machines", "containers")
 
+#: The spellings Go's strconv.ParseBool accepts, which is how components read feature gates.
+_GO_BOOLS = {**dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
+             **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False)}
+
 DEFAULT_PODS = ipaddress.ip_network("10.244.0.0/16")
 DEFAULT_SERVICES = ipaddress.ip_network("10.96.0.0/12")
 
@@ -54,10 +58,7 @@ class ClusterLowerer(Lowerer):
         ttl = 86400
         if "token_ttl" in by_kind:
             ttl = self.read(V.duration_seconds, by_kind["token_ttl"].value(), "E106") or ttl
-        gates = []
-        if "feature_gates" in by_kind:
-            for key, value in self.kv(by_kind["feature_gates"]):
-                gates.append((key, value == "true"))
+        gates = self._feature_gates(by_kind.get("feature_gates"))
         os_name = self._enum(by_kind.get("os"), OSES, "operating system", "debian12")
         cgroups_stmt = by_kind.get("cgroups")
         cgroups = self._enum(cgroups_stmt, CGROUPS, "cgroup version", "v2")
@@ -68,7 +69,7 @@ class ClusterLowerer(Lowerer):
             endpoint_port=endpoint_port, pod_cidr=pods, service_cidr=services,
             node_cidr=nodes_net, domain=domain, runtime=runtime, cni=cni, cni_version=cni_version,
             etcd=etcd, loadbalancer=lb, pki=pki, nodes=nodes, install=install,
-            token_ttl_seconds=ttl, feature_gates=tuple(sorted(gates)), os=os_name,
+            token_ttl_seconds=ttl, feature_gates=tuple(gates), os=os_name,
             endpoint_span=endpoint_span, cgroups=cgroups, hosts=hosts,
             cgroups_span=cgroups_stmt.span if cgroups_stmt is not None else stmt.span,
         )
@@ -80,6 +81,20 @@ class ClusterLowerer(Lowerer):
         if stmt is None:
             return default
         return self.choice(stmt.value(), choices, what) or default
+
+    def _feature_gates(self, stmt: Node | None) -> list[tuple[str, bool]]:
+        """`Gate = true|false`; components parse gates with Go's strconv.ParseBool, so a
+        quoted "true" is accepted too, and anything else is an error (never a silent false)."""
+        gates: dict[str, bool] = {}
+        for entry in (stmt.body or ()) if stmt else ():
+            key_v, val_v = entry.values()[0], entry.values()[1]
+            word = val_v.as_text
+            if val_v.kind == "BOOL" or word in _GO_BOOLS:
+                gates[key_v.as_text] = _GO_BOOLS[word]
+            else:
+                self.error("E105", f"feature gate `{key_v.as_text}` must be true or false, "
+                           f"not `{word}`", val_v.span, f"write `{key_v.as_text} = true`")
+        return sorted(gates.items())
 
     def _version(self, stmt: Node | None, span: Span) -> str | None:
         if stmt is None:
@@ -147,7 +162,7 @@ class ClusterLowerer(Lowerer):
             elif item.kind == "cert_validity":
                 cert_days = self.read(V.duration_days, item.value(), "E106") or cert_days
             elif item.kind == "san":
-                sans.extend(str(v.py) for v in item.values())
+                sans.extend(v.as_text for v in item.values())
         if cert_days > ca_days:
             self.error("E106", "certificates would outlive their CA", stmt.span,
                        "make cert_validity shorter than ca_validity")

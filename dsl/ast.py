@@ -27,7 +27,10 @@ class Value:
 
     @property
     def py(self) -> object:
-        """The literal as a Python value (strings unquoted, numbers as int)."""
+        """The literal as a Python value (strings unquoted, numbers as int, booleans as bool).
+
+        Never ``str()`` this for a string-valued position: ``str(True)`` is ``True``, which no
+        Kubernetes component reads as a boolean. Use :attr:`as_text` there."""
         if self.kind == "STRING":
             return unquote(self.text)
         if self.kind == "INT":
@@ -36,9 +39,14 @@ class Value:
             return self.text == "true"
         return self.text
 
+    @property
+    def as_text(self) -> str:
+        """The literal as a string-valued position stores it: strings unquoted, every other
+        literal exactly as written (`true` stays `true`, `007` stays `007`)."""
+        return unquote(self.text) if self.kind == "STRING" else self.text
+
     def __str__(self) -> str:
-        value = self.py
-        return value if isinstance(value, str) else self.text
+        return self.as_text
 
 
 Arg = Union[Value, "Node"]
