@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 
+from kubeforge.compiler import hostport
 from kubeforge.compiler import values as V
 from kubeforge.compiler.context import Lowerer
+from kubeforge.compiler.lower_network import NetworkLowerer
 from kubeforge.compiler.inventory import InventoryProblem, load_inventory
 from kubeforge.compiler.ir import (Cluster, ClusterNode, Install, LoadBalancer, NodeTaint,
                                    PkiSettings)
-from kubeforge.dsl.ast import Node, is_ip
+from kubeforge.dsl.ast import Node, Value, is_ip
 from kubeforge.dsl.diagnostics import Span
 
 SUPPORTED_MINORS = range(30, 38)  # Kubernetes 1.30 .. 1.37
@@ -30,11 +32,12 @@ HOST_KINDS = ("machines", "containers")
 _GO_BOOLS = {**dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
              **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False)}
 
-DEFAULT_PODS = ipaddress.ip_network("10.244.0.0/16")
-DEFAULT_SERVICES = ipaddress.ip_network("10.96.0.0/12")
-
-
 class ClusterLowerer(Lowerer):
+    def __init__(self, diags, base_dir) -> None:
+        super().__init__(diags, base_dir)
+        self.net = NetworkLowerer(diags, base_dir)
+        self.families: tuple[int, ...] = (4,)
+
     def lower(self, stmt: Node) -> Cluster | None:
         body = tuple(stmt.body or ())
         self.unique_stmts(body, "a cluster block")
@@ -43,7 +46,8 @@ class ClusterLowerer(Lowerer):
         by_kind: dict[str, Node] = {s.kind: s for s in body}
 
         version = self._version(by_kind.get("kubernetes"), stmt.span)
-        pods, services, nodes_net, domain = self._network(by_kind.get("network"))
+        networks = self.net.network(by_kind.get("network"), stmt.span)
+        self.families = tuple(n.version for n in networks.services)
         runtime = self._enum(by_kind.get("runtime"), RUNTIMES, "container runtime", "containerd")
         cni_stmt = by_kind.get("cni")
         cni = self._enum(cni_stmt, CNIS, "CNI plugin", "calico")
@@ -66,13 +70,20 @@ class ClusterLowerer(Lowerer):
         cluster = Cluster(
             # An invalid version is already reported; the other checks still run.
             name=name, version=version or "0.0.0", span=stmt.span, endpoint_host=endpoint_host,
-            endpoint_port=endpoint_port, pod_cidr=pods, service_cidr=services,
-            node_cidr=nodes_net, domain=domain, runtime=runtime, cni=cni, cni_version=cni_version,
+            endpoint_port=endpoint_port, pod_cidr=networks.pods[0],
+            service_cidr=networks.services[0],
+            node_cidr=_of_family(networks.nodes, self.families[0]),
+            secondary_pod_cidr=networks.pods[1] if len(networks.pods) > 1 else None,
+            secondary_service_cidr=networks.services[1] if len(networks.services) > 1 else None,
+            secondary_node_cidr=_of_family(networks.nodes, self.families[-1])
+            if len(self.families) > 1 else None,
+            domain=networks.domain, runtime=runtime, cni=cni, cni_version=cni_version,
             etcd=etcd, loadbalancer=lb, pki=pki, nodes=nodes, install=install,
             token_ttl_seconds=ttl, feature_gates=tuple(gates), os=os_name,
             endpoint_span=endpoint_span, cgroups=cgroups, hosts=hosts,
             cgroups_span=cgroups_stmt.span if cgroups_stmt is not None else stmt.span,
         )
+        self.net.check(cluster, networks)
         self._check(cluster, by_kind)
         return cluster if version is not None else None
 
@@ -114,41 +125,6 @@ class ClusterLowerer(Lowerer):
             return None
         return text
 
-    def _network(self, stmt: Node | None):
-        pods, services, nodes_net, domain = DEFAULT_PODS, DEFAULT_SERVICES, None, "cluster.local"
-        if stmt is None:
-            return pods, services, nodes_net, domain
-        self.unique_stmts(stmt.body or (), "the network block")
-        for item in stmt.body or ():
-            if item.kind == "domain":
-                domain = str(item.value().py)
-                if not V.is_dns_subdomain(domain):
-                    self.error("E103", f"`{domain}` is not a DNS domain", item.value().span)
-                continue
-            net = self._cidr(item.value())
-            if net is None:
-                continue
-            if item.kind == "pods_cidr":
-                pods = net
-            elif item.kind == "services_cidr":
-                services = net
-            else:
-                nodes_net = net
-        return pods, services, nodes_net, domain
-
-    def _cidr(self, value) -> ipaddress.IPv4Network | None:
-        try:
-            return ipaddress.ip_network(value.text)
-        except ValueError:
-            try:
-                fixed = ipaddress.ip_network(value.text, strict=False)
-            except ValueError:
-                self.error("E110", f"`{value.text}` is not a valid CIDR", value.span)
-                return None
-            self.error("E110", f"`{value.text}` has host bits set", value.span,
-                       f"did you mean `{fixed}`?")
-            return None
-
     def _pki(self, stmt: Node | None) -> PkiSettings:
         if stmt is None:
             return PkiSettings()
@@ -162,11 +138,20 @@ class ClusterLowerer(Lowerer):
             elif item.kind == "cert_validity":
                 cert_days = self.read(V.duration_days, item.value(), "E106") or cert_days
             elif item.kind == "san":
-                sans.extend(v.as_text for v in item.values())
+                sans.extend(self._san(v) for v in item.values())
         if cert_days > ca_days:
             self.error("E106", "certificates would outlive their CA", stmt.span,
                        "make cert_validity shorter than ca_validity")
         return PkiSettings(algorithm, ca_days, cert_days, tuple(sans), stmt.span)
+
+    def _san(self, value) -> str:
+        """An IP address or a DNS name (wildcards allowed), as kubeadm's ValidateCertSANs
+        wants; DNS names are case-insensitive, so they are lower-cased as in `endpoint`."""
+        text = hostport.normalize_host(value.as_text)
+        if not (is_ip(text) or V.is_dns_subdomain(text.removeprefix("*."))):
+            self.error("E105", f"SAN `{value.as_text}` is neither an IP address nor a DNS name",
+                       value.span, "e.g. `san \"api.example.com\" \"*.apps.example.com\" 10.0.0.100`")
+        return text
 
     def _nodes(self, body, from_stmt: Node | None, span: Span) -> tuple[ClusterNode, ...]:
         nodes: list[ClusterNode] = []
@@ -184,11 +169,15 @@ class ClusterLowerer(Lowerer):
             for host in hosts:
                 hvars = dict(host.vars)
                 labels = hvars.get("kubeforge_labels") or {}
+                addresses = self.net.addresses([Value("IP", host.address, value.span)],
+                                               self.families, host.name)
+                if addresses is None:
+                    continue
                 nodes.append(ClusterNode(
-                    name=host.name, address=ipaddress.ip_address(host.address), roles=host.roles,
+                    name=host.name, address=addresses[0], roles=host.roles,
                     span=value.span, cpus=hvars.get("kubeforge_cpus"),
                     memory_mib=None, labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
-                    ssh_user=hvars.get("ansible_user")))
+                    ssh_user=hvars.get("ansible_user"), secondary_address=addresses[1]))
         for stmt in body:
             if stmt.kind == "node":
                 node = self._node(stmt)
@@ -203,12 +192,10 @@ class ClusterLowerer(Lowerer):
         name = self.name(stmt.value(), "node", subdomain=True)
         body = stmt.body or ()
         self.unique_stmts(body, f"node `{name}`")
-        address, roles, cpus, memory, labels, taints, user = None, [], None, None, [], [], None
+        addresses, roles, cpus, memory, labels, taints, user = None, [], None, None, [], [], None
         for item in body:
             if item.kind == "address":
-                address = ipaddress.ip_address(item.value().text) if is_ip(item.value().text) else None
-                if address is None:
-                    self.error("E105", f"`{item.value().text}` is not an IP address", item.value().span)
+                addresses = self.net.addresses(item.values(), self.families, name)
             elif item.kind == "node_role":
                 for v in item.values():
                     role = self.choice(v, NODE_ROLES, "node role",
@@ -225,15 +212,16 @@ class ClusterLowerer(Lowerer):
                 taints.append(self._taint(item))
             elif item.kind == "node_user":
                 user = str(item.value().py)
-        if address is None:
+        if addresses is None:
             if not any(i.kind == "address" for i in body):
                 self.error("E115", f"node `{name}` needs an address", stmt.span,
                            "add `address 192.0.2.10`")
             return None
         if not roles:
             roles = ["worker"]
-        return ClusterNode(name, address, tuple(roles), stmt.span, cpus, memory, tuple(labels),
-                           tuple(t for t in taints if t), user)
+        return ClusterNode(name, addresses[0], tuple(roles), stmt.span, cpus, memory,
+                           tuple(labels), tuple(t for t in taints if t), user,
+                           secondary_address=addresses[1])
 
     def _taint(self, stmt: Node) -> NodeTaint | None:
         key = str(stmt.values()[0].py)
@@ -292,21 +280,17 @@ class ClusterLowerer(Lowerer):
                 return "127.0.0.1", lb.port, lb.span
             return None, 6443, lb.span
         value = stmt.value()
-        text = str(value.py)
-        host, sep, port_text = text.rpartition(":")
-        if not sep or "]" in port_text:
-            host, port_text = text, ""
-        port = lb.port if lb.mode != "external" else 6443
-        if port_text:
-            if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-                self.error("E107", f"`{port_text}` is not a port", value.span)
-            else:
-                port = int(port_text)
-        host = host.strip("[]")
+        try:
+            host, port = hostport.parse(value.as_text)
+        except hostport.HostPortError as problem:
+            self.error("E105", f"endpoint {problem}", value.span,
+                       problem.hint or 'write "host:port", e.g. "10.0.0.100:6443" or '
+                                       '"[fd00::100]:6443"')
+            return None, lb.port if lb.mode != "external" else 6443, value.span
         if not (is_ip(host) or V.is_dns_subdomain(host)):
             self.error("E105", f"endpoint host `{host}` is neither an IP address nor a DNS name",
                        value.span)
-        return host, port, value.span
+        return host, port or (lb.port if lb.mode != "external" else 6443), value.span
 
     def _install(self, stmt: Node | None) -> Install:
         if stmt is None:
@@ -329,19 +313,6 @@ class ClusterLowerer(Lowerer):
                       c.cgroups_span, "cgroup v1 support is deprecated upstream and will be "
                                       "removed; move the hosts to cgroup v2 (systemd "
                                       "`systemd.unified_cgroup_hierarchy=1`)")
-        net_stmt = by_kind.get("network")
-        net_span = net_stmt.span if net_stmt else c.span
-        nets = [("pod", c.pod_cidr), ("service", c.service_cidr)]
-        if c.node_cidr is not None:
-            nets.append(("node", c.node_cidr))
-        for i, (a_name, a) in enumerate(nets):
-            for b_name, b in nets[i + 1:]:
-                if a.overlaps(b):
-                    self.error("E110", f"the {a_name} network {a} overlaps the {b_name} network {b}",
-                               net_span, "give each network its own range")
-        if c.service_cidr.num_addresses < 16:
-            self.error("E110", f"service network {c.service_cidr} is too small", net_span)
-
         names: dict[str, ClusterNode] = {}
         addresses: dict[str, ClusterNode] = {}
         for node in c.nodes:
@@ -349,15 +320,13 @@ class ClusterLowerer(Lowerer):
                 self.error("E120", f"node `{node.name}` is declared twice", node.span,
                            f"first declared at line {names[node.name].span.line}")
             names.setdefault(node.name, node)
-            key = str(node.address)
-            if key in addresses and addresses[key].name != node.name:
-                self.error("E120", f"nodes `{addresses[key].name}` and `{node.name}` share "
-                           f"the address {key}", node.span)
-            addresses.setdefault(key, node)
-            for net_name, net in (("pod", c.pod_cidr), ("service", c.service_cidr)):
-                if node.address in net:
-                    self.error("E110", f"node `{node.name}` address {key} is inside the {net_name} "
-                               f"network {net}", node.span)
+            for address in node.addresses:
+                key = str(address)
+                if key in addresses and addresses[key].name != node.name:
+                    self.error("E120", f"nodes `{addresses[key].name}` and `{node.name}` share "
+                               f"the address {key}", node.span)
+                addresses.setdefault(key, node)
+        self.net.check_nodes(c)
 
         cps = c.control_planes
         if c.nodes and not cps:
@@ -377,26 +346,12 @@ class ClusterLowerer(Lowerer):
                        f"use {len(members) - 1} or {len(members) + 1} "
                        f"{'control-plane' if c.etcd == 'stacked' else 'etcd'} nodes")
 
-        subnet = c.node_cidr
-        first = cps[0] if cps else (c.nodes[0] if c.nodes else None)
-        if subnet is None and first is not None:
-            subnet = ipaddress.ip_network(f"{first.address}/24", strict=False)
         lb = c.loadbalancer
-        if subnet is not None:
-            assumed = "" if c.node_cidr else " (assumed /24; declare `network { nodes CIDR }`)"
-            for node in c.nodes:
-                if node.address not in subnet:
-                    self.error("E120", f"node `{node.name}` address {node.address} is outside the "
-                               f"nodes' subnet {subnet}{assumed}", node.span)
-            if lb.vip is not None:
-                if lb.vip not in subnet:
-                    self.error("E120", f"VIP {lb.vip} is outside the nodes' subnet {subnet}{assumed}",
-                               lb.span, "a VRRP or ARP VIP must be on the nodes' own network")
-                if str(lb.vip) in addresses:
-                    self.error("E120", f"VIP {lb.vip} is also the address of node "
-                               f"`{addresses[str(lb.vip)].name}`", lb.span)
+        if lb.vip is not None and str(lb.vip) in addresses:
+            self.error("E120", f"VIP {lb.vip} is also the address of node "
+                       f"`{addresses[str(lb.vip)].name}`", lb.span)
         if lb.vip is not None and c.endpoint_host is not None and is_ip(c.endpoint_host) \
-                and c.endpoint_host != str(lb.vip):
+                and ipaddress.ip_address(c.endpoint_host) != lb.vip:
             self.error("E121", f"endpoint {c.endpoint_host} is not the load balancer VIP {lb.vip}",
                        c.endpoint_span, f"use `endpoint \"{lb.vip}:{lb.port}\"` or a DNS name "
                        "that resolves to the VIP")
@@ -413,3 +368,7 @@ class ClusterLowerer(Lowerer):
             self.warn("W101", f"the endpoint is the address of node "
                       f"`{addresses[c.endpoint_host].name}`: losing it loses the API",
                       c.endpoint_span, "use a VIP or a load-balanced DNS name")
+
+
+def _of_family(nets, family: int):
+    return next((n for n in nets if n.version == family), None)

@@ -454,7 +454,7 @@ def apiserver_sans(cluster: Cluster, node: ClusterNode) -> tuple[tuple[str, ...]
     """Section 1.3: (DNS names sorted, IPs in kubeadm's order)."""
     dns = [node.name, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
            f"kubernetes.default.svc.{cluster.domain}"]
-    ips = [str(cluster.kubernetes_service_ip), str(node.address)]
+    ips = [str(cluster.kubernetes_service_ip), *map(str, node.addresses)]
     extra_dns, extra_ips = _split_sans([endpoint_host(cluster), *apiserver_extra_sans(cluster)])
     return tuple(sorted(set(dns + extra_dns))), _unique(ips + extra_ips)
 

@@ -19,6 +19,7 @@ import time
 
 import paramiko
 
+from kubeforge.compiler import hostport
 from kubeforge.targets.base import (CommandOutput, ConnectionLost, HostSpec, SshOptions, StepTimeout, TargetError)
 
 #: Extra seconds we wait beyond a step's timeout for the remote ``timeout`` to report.
@@ -160,7 +161,7 @@ class SshTarget:
         except TargetError:
             raise
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise TargetError(f"{label}: cannot connect to {address}:{port}: "
+            raise TargetError(f"{label}: cannot connect to {hostport.join(address, port)}: "
                               f"{exc or type(exc).__name__}") from None
         transport = client.get_transport()
         if transport is not None:
@@ -182,7 +183,7 @@ class SshTarget:
             except (paramiko.SSHException, OSError) as exc:
                 jump_client.close()
                 raise TargetError(f"{host.name}: jump host {jump.address} cannot reach "
-                                  f"{host.address}:{host.port}: {exc}") from None
+                                  f"{hostport.join(host.address, host.port)}: {exc}") from None
         client = self._client(host.name)
         try:
             self._connect(client, host.name, host.address, host.port, host.user, host.key_file,

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from kubeforge.compiler import hostport
 from kubeforge.compiler.artifacts import Artifact, BuildContext, node_file
 from kubeforge.compiler.emit.render import dump_yaml_documents, go_duration
 from kubeforge.compiler.ir import Cluster, ClusterNode
@@ -70,6 +71,10 @@ def is_v1beta4(cluster: Cluster) -> bool:
     return cluster.minor >= 31
 
 
+def cidr_list(cidrs: Iterable[object]) -> str:
+    return ",".join(map(str, cidrs))
+
+
 def cri_socket(cluster: Cluster) -> str:
     return CRI_SOCKETS[cluster.runtime]
 
@@ -112,7 +117,8 @@ def node_taints(node: ClusterNode) -> list[dict[str, str]]:
 
 
 def node_registration(cluster: Cluster, node: ClusterNode) -> dict[str, Any]:
-    flags = [("node-ip", str(node.address))]
+    # Dual-stack: both addresses, the cluster's primary family first (kubelet --node-ip).
+    flags = [("node-ip", ",".join(map(str, node.addresses)))]
     labels = [f"{k}={v}" for k, v in node.labels if kubelet_may_set_label(k)]
     if labels:
         flags.append(("node-labels", ",".join(labels)))
@@ -150,16 +156,12 @@ def init_configuration(cluster: Cluster, node: ClusterNode, token: str) -> dict[
 def etcd_section(cluster: Cluster) -> dict[str, Any]:
     if cluster.etcd == "external":
         return {"external": {
-            "endpoints": [f"https://{url_host(n)}:2379" for n in cluster.etcd_nodes],
+            "endpoints": [hostport.https_url(n.address, 2379) for n in cluster.etcd_nodes],
             "caFile": f"{PKI_DIR}/etcd/ca.crt",
             "certFile": f"{PKI_DIR}/apiserver-etcd-client.crt",
             "keyFile": f"{PKI_DIR}/apiserver-etcd-client.key",
         }}
     return {"local": {"dataDir": "/var/lib/etcd"}}
-
-
-def url_host(node: ClusterNode) -> str:
-    return f"[{node.address}]" if node.address.version == 6 else str(node.address)
 
 
 def cluster_configuration(cluster: Cluster, cert_sans: Iterable[str]) -> dict[str, Any]:
@@ -173,8 +175,9 @@ def cluster_configuration(cluster: Cluster, cert_sans: Iterable[str]) -> dict[st
         "certificatesDir": PKI_DIR,
         "imageRepository": IMAGE_REPOSITORY,
         "networking": {
-            "podSubnet": str(cluster.pod_cidr),
-            "serviceSubnet": str(cluster.service_cidr),
+            # kubeadm's dual-stack form: one CIDR per family, comma-separated, primary first.
+            "podSubnet": cidr_list(cluster.pod_cidrs),
+            "serviceSubnet": cidr_list(cluster.service_cidrs),
             "dnsDomain": cluster.domain,
         },
         "apiServer": {"certSANs": list(cert_sans)},
@@ -219,7 +222,8 @@ def kube_proxy_configuration(cluster: Cluster) -> dict[str, Any]:
         "kind": "KubeProxyConfiguration",
         # iptables: IPVS needs kernel modules that are not everywhere (reference 4.2).
         "mode": "iptables",
-        "clusterCIDR": str(cluster.pod_cidr),
+        # kubeadm defaults clusterCIDR to networking.podSubnet and warns on anything else.
+        "clusterCIDR": cidr_list(cluster.pod_cidrs),
     }
     if cluster.hosts == "containers":
         # The conntrack table size and its TCP timeouts are machine-wide kernel settings a

@@ -17,24 +17,15 @@ two files are identical.
 from __future__ import annotations
 
 import base64
-import ipaddress
 
 import yaml
 
 from kubeforge.compiler import pki
+from kubeforge.compiler.hostport import https_url
 from kubeforge.compiler.artifacts import Artifact, BuildContext, node_file
 from kubeforge.compiler.ir import Cluster, ClusterNode
 
 KUBERNETES_DIR = "/etc/kubernetes"
-
-
-def https_url(host: str, port: int) -> str:
-    try:
-        if ipaddress.ip_address(host).version == 6:
-            host = f"[{host}]"
-    except ValueError:
-        pass  # a DNS name
-    return f"https://{host}:{port}"
 
 
 def endpoint_url(cluster: Cluster) -> str:

@@ -31,8 +31,9 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from kubeforge.compiler import hostport
 from kubeforge.compiler.artifacts import Artifact, BuildContext, node_file
-from kubeforge.compiler.emit.kubeadm import API_SERVER_PORT, url_host
+from kubeforge.compiler.emit.kubeadm import API_SERVER_PORT
 from kubeforge.compiler.emit.render import dump_yaml, render_template
 from kubeforge.compiler.ir import Cluster, ClusterNode
 from kubeforge.dsl.diagnostics import Diagnostic, DiagnosticError
@@ -78,7 +79,7 @@ def _error(cluster: Cluster, message: str, hint: str) -> DiagnosticError:
 
 def haproxy_config(cluster: Cluster, *, purpose: str, bind: str, balance: str,
                    monitor_bind: str | None = None) -> str:
-    servers = [{"name": n.name, "address": url_host(n), "port": API_SERVER_PORT}
+    servers = [{"name": n.name, "address": hostport.join(n.address, API_SERVER_PORT)}
                for n in cluster.control_planes]
     return render_template("haproxy.cfg.j2", cluster=cluster.name, purpose=purpose, bind=bind,
                            balance=balance, monitor_bind=monitor_bind, servers=servers)
@@ -113,9 +114,15 @@ def keepalived_config(cluster: Cluster, hosts: tuple[ClusterNode, ...], index: i
         # at most 100, below every healthy peer.
         priority=100 + count - index, weight=-count,
         state="MASTER" if index == 0 else "BACKUP", interface=lb.interface,
-        router_id=lb.router_id, address=node.address,
-        peers=[h.address for h in hosts if h != node], auth_pass=vrrp_auth_pass(cluster),
-        vip=lb.vip)
+        router_id=lb.router_id, address=_in_family(node, lb.vip),
+        peers=[_in_family(h, lb.vip) for h in hosts if h != node],
+        # VRRPv3, which keepalived uses for an IPv6 VIP, has no authentication.
+        auth_pass=vrrp_auth_pass(cluster) if lb.vip.version == 4 else None, vip=lb.vip)
+
+
+def _in_family(node: ClusterNode, vip) -> object:
+    """The node's address in the VIP's family: VRRP adverts travel in that family."""
+    return next(a for a in node.addresses if a.version == vip.version)
 
 
 def keepalived_pod(image: str) -> dict[str, Any]:
@@ -136,7 +143,7 @@ def kube_vip_pod(cluster: Cluster, kubeconfig: str) -> dict[str, Any]:
     lb = cluster.loadbalancer
     env = [
         ("vip_arp", "true"), ("port", str(cluster.endpoint_port)),
-        ("vip_interface", lb.interface), ("vip_cidr", "32"),
+        ("vip_interface", lb.interface), ("vip_cidr", str(lb.vip.max_prefixlen)),
         ("cp_enable", "true"), ("cp_namespace", "kube-system"),
         ("vip_leaderelection", "true"),
         ("vip_leaseduration", "5"), ("vip_renewdeadline", "3"), ("vip_retryperiod", "1"),
@@ -217,7 +224,7 @@ def _keepalived_haproxy(cluster: Cluster, out: _Out) -> LoadBalancerPlan:
                      "control planes")
     for i, node in enumerate(hosts):
         out.file(node, HAPROXY_CFG, haproxy_config(cluster, purpose=f"VIP {lb.vip}",
-                                                   bind=f"*:{lb.port}", balance="roundrobin"))
+                                                   bind=_any_address(lb), balance="roundrobin"))
         out.file(node, KEEPALIVED_CONF, keepalived_config(cluster, hosts, i))
         out.file(node, CHECK_SCRIPT, render_template("check_apiserver.sh.j2",
                                                      cluster=cluster.name, port=lb.port), 0o755)
@@ -253,9 +260,10 @@ def _local_proxy(cluster: Cluster, out: _Out) -> LoadBalancerPlan:
                      "`kubeadm join` needs the proxy before the kubelet that would run it "
                      "as a static pod", "use `mode services` for local-proxy, or an endpoint "
                      "name that reaches the control planes directly")
-    config = haproxy_config(cluster, purpose="per-node proxy", bind=f"127.0.0.1:{lb.port}",
-                            balance="leastconn",
-                            monitor_bind=f"127.0.0.1:{LOCAL_PROXY_HEALTH_PORT}")
+    loopback = _loopback(cluster.endpoint_host)
+    config = haproxy_config(cluster, purpose="per-node proxy",
+                            bind=hostport.join(loopback, lb.port), balance="leastconn",
+                            monitor_bind=hostport.join(loopback, LOCAL_PROXY_HEALTH_PORT))
     for node in hosts:
         out.file(node, HAPROXY_CFG, config)
         if static:
@@ -266,6 +274,17 @@ def _local_proxy(cluster: Cluster, out: _Out) -> LoadBalancerPlan:
     if static:
         return LoadBalancerPlan(lb.mode, names, static_pods=tuple(out.pods))
     return LoadBalancerPlan(lb.mode, names, ("haproxy",), ("haproxy",))
+
+
+def _any_address(lb) -> str:
+    """haproxy's wildcard bind in the VIP's family (`*` is IPv4 only)."""
+    return hostport.join("::", lb.port) if lb.vip is not None and lb.vip.version == 6 \
+        else f"*:{lb.port}"
+
+
+def _loopback(endpoint_host: str | None) -> str:
+    """The per-node proxy listens where the endpoint points: ::1 or 127.0.0.1."""
+    return "::1" if endpoint_host and hostport.is_ipv6(endpoint_host) else "127.0.0.1"
 
 
 def _is_loopback(host: str | None) -> bool:

@@ -35,9 +35,9 @@ from types import SimpleNamespace
 from typing import Any, Iterable
 
 from kubeforge.compiler.artifacts import Artifact, BuildContext
+from kubeforge.compiler import hostport
 from kubeforge.compiler.emit import plan_bundle
 from kubeforge.compiler.emit.cni import REMOTE_CNI
-from kubeforge.compiler.emit.kubeadm import url_host
 from kubeforge.compiler.ir import Cluster, ClusterNode
 from kubeforge.compiler.plan import (ALWAYS, PHASES, Action, Check, Command, Plan, PlanError,
                                      PlanHost, PreflightIgnore, Service, Step, Upload, probe,
@@ -590,7 +590,7 @@ class _PlanMaker:
             needs = [self.service(node, "etcd", name, needs, [*ups, *certs], no_block=True,
                                   why="--no-block: a new member is ready only once a quorum "
                                       "exists, so every member starts without waiting")]
-        address = f"https://{url_host(node)}:2379"
+        address = hostport.https_url(node.address, 2379)
         check = etcdctl(address, "endpoint", "health", client=self.etcd_client(node))
         self.etcd_health.append(self.add(
             node, "etcd", "health", _wait(_quiet(check), 300),
@@ -708,7 +708,8 @@ class _PlanMaker:
                 shell=f"{resolve}for i in $(seq 30); do "
                       f"out=$(timeout 5 bash -c ': </dev/tcp/{host}/{port}' 2>&1) && exit 0; "
                       f"case \"$out\" in *refused*) exit 0;; esac; sleep 2; done; "
-                      f"echo \"endpoint {host}:{port} neither accepts nor refuses: $out\"; exit 1",
+                      f"echo \"endpoint {self.c.endpoint} neither accepts nor refuses: $out\"; "
+                      "exit 1",
                 timeout=120), needs=[*self.ups(node, "control-plane-init"), *cross],
                 why="reference 4.3: before init the endpoint must accept or refuse a "
                     "connection (load balancer up, no backend yet), not time out"))
@@ -820,7 +821,7 @@ class _PlanMaker:
                     why="every stacked member healthy, checked from inside the etcd pod")
         if self.etcd_members and node == self.etcd_members[0]:
             self.add(node, "verify", "etcd-health", Command(
-                argv=etcdctl(f"https://{url_host(node)}:2379", "endpoint", "health", "--cluster",
+                argv=etcdctl(hostport.https_url(node.address, 2379), "endpoint", "health", "--cluster",
                              client=self.etcd_client(node)),
                 timeout=60), needs=self.etcd_health, why="every external member healthy")
 
