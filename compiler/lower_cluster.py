@@ -37,6 +37,7 @@ class ClusterLowerer(Lowerer):
         super().__init__(diags, base_dir)
         self.net = NetworkLowerer(diags, base_dir)
         self.families: tuple[int, ...] = (4,)
+        self.endpoint_failed = False  # reported already: no "needs an endpoint" on top
 
     def lower(self, stmt: Node) -> Cluster | None:
         body = tuple(stmt.body or ())
@@ -281,11 +282,18 @@ class ClusterLowerer(Lowerer):
             return None, 6443, lb.span
         value = stmt.value()
         try:
+            if "[" not in value.as_text and hostport.is_ipv6(value.as_text.strip()):
+                # `fd00::100:6443` is a valid address itself: a port must not be guessed.
+                raise hostport.HostPortError(
+                    f"`{value.as_text}` is an IPv6 address without brackets",
+                    f"an IPv6 endpoint needs brackets: \"[{value.as_text}]\" for the "
+                    "default port, or \"[fd00::100]:6443\" with one")
             host, port = hostport.parse(value.as_text)
         except hostport.HostPortError as problem:
             self.error("E105", f"endpoint {problem}", value.span,
                        problem.hint or 'write "host:port", e.g. "10.0.0.100:6443" or '
                                        '"[fd00::100]:6443"')
+            self.endpoint_failed = True
             return None, lb.port if lb.mode != "external" else 6443, value.span
         if not (is_ip(host) or V.is_dns_subdomain(host)):
             self.error("E105", f"endpoint host `{host}` is neither an IP address nor a DNS name",
@@ -333,7 +341,7 @@ class ClusterLowerer(Lowerer):
             self.error("E115", "the cluster has no control-plane node", c.span,
                        "give at least one node `role control-plane`")
         endpoint_needed = len(cps) > 1
-        if endpoint_needed and c.endpoint_host is None:
+        if endpoint_needed and c.endpoint_host is None and not self.endpoint_failed:
             self.error("E111", f"a cluster with {len(cps)} control-plane nodes needs an endpoint",
                        c.span, 'add `endpoint "api.example.internal:6443"` or a load balancer VIP')
         members = c.etcd_nodes
@@ -353,7 +361,7 @@ class ClusterLowerer(Lowerer):
         if lb.vip is not None and c.endpoint_host is not None and is_ip(c.endpoint_host) \
                 and ipaddress.ip_address(c.endpoint_host) != lb.vip:
             self.error("E121", f"endpoint {c.endpoint_host} is not the load balancer VIP {lb.vip}",
-                       c.endpoint_span, f"use `endpoint \"{lb.vip}:{lb.port}\"` or a DNS name "
+                       c.endpoint_span, f"use `endpoint \"{hostport.join(lb.vip, lb.port)}\"` or a DNS name "
                        "that resolves to the VIP")
         if lb.mode in ("keepalived-haproxy", "local-proxy") and c.endpoint_port != lb.port:
             self.error("E121", f"endpoint port {c.endpoint_port} is not the load balancer port "
