@@ -19,7 +19,9 @@ RUNTIMES = ("containerd", "cri-o")
 CNIS = ("calico", "flannel", "cilium", "none")
 ETCD_TOPOLOGIES = ("stacked", "external")
 LB_MODES = ("keepalived-haproxy", "kube-vip", "local-proxy", "external")
-PKI_ALGORITHMS = ("rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256")
+PKI_ALGORITHMS = ("rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384")
+#: kubeadm's encryptionAlgorithm ECDSA-P384 exists from 1.34 on.
+P384_MINOR = 34
 NODE_ROLES = ("control-plane", "worker", "etcd", "loadbalancer")
 INSTALL_METHODS = ("packages", "preinstalled", "bundle")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
@@ -38,6 +40,7 @@ class ClusterLowerer(Lowerer):
         self.net = NetworkLowerer(diags, base_dir)
         self.families: tuple[int, ...] = (4,)
         self.endpoint_failed = False  # reported already: no "needs an endpoint" on top
+        self.algorithm_span: Span | None = None
 
     def lower(self, stmt: Node) -> Cluster | None:
         body = tuple(stmt.body or ())
@@ -86,6 +89,11 @@ class ClusterLowerer(Lowerer):
         )
         self.net.check(cluster, networks)
         self._check(cluster, by_kind)
+        if version is not None and pki.algorithm == "ecdsa-p384" and cluster.minor < P384_MINOR:
+            self.error("E105", f"ecdsa-p384 needs Kubernetes 1.{P384_MINOR} or later (kubeadm's "
+                       f"encryptionAlgorithm ECDSA-P384); this cluster is {version}",
+                       self.algorithm_span or pki.span,
+                       f"use ecdsa-p256, or kubernetes \"1.{P384_MINOR}\" or later")
         return cluster if version is not None else None
 
     # -- pieces ---------------------------------------------------------------------------
@@ -134,6 +142,7 @@ class ClusterLowerer(Lowerer):
         for item in stmt.body or ():
             if item.kind == "algorithm":
                 algorithm = self.choice(item.value(), PKI_ALGORITHMS, "key algorithm") or algorithm
+                self.algorithm_span = item.value().span
             elif item.kind == "ca_validity":
                 ca_days = self.read(V.duration_days, item.value(), "E106") or ca_days
             elif item.kind == "cert_validity":

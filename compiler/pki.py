@@ -61,6 +61,17 @@ def generate_key(algorithm: str) -> PrivateKey:
                          f"(supported: {', '.join(ALGORITHMS)})")
 
 
+def key_algorithm(public_key) -> str:
+    """The `pki { algorithm }` word for a public key (``rsa-2048``, ``ecdsa-p256``, ...)."""
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return f"rsa-{public_key.key_size}"
+    for name, curve in _CURVES.items():
+        if isinstance(public_key, ec.EllipticCurvePublicKey) and isinstance(public_key.curve,
+                                                                            curve):
+            return name
+    return type(public_key).__name__
+
+
 def key_matches_algorithm(public_key, algorithm: str) -> bool:
     if isinstance(public_key, rsa.RSAPublicKey):
         return algorithm == f"rsa-{public_key.key_size}"
