@@ -71,6 +71,17 @@ def is_ipv6(host: str) -> bool:
         return False
 
 
+def is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def url_host(host: str | IPAddress) -> str:
     """The host as it appears before ``:port`` in a URL or an address: IPv6 in brackets."""
     text = str(host)

@@ -176,6 +176,13 @@ class Cluster:
         return hostport.join(host, self.endpoint_port)
 
     @property
+    def endpoint_is_node_local(self) -> bool:
+        """local-proxy with a loopback endpoint: every node reaches the API through its own
+        proxy, so a node without one (a control plane that has not joined) must reach a
+        real API server some other way."""
+        return self.loadbalancer.mode == "local-proxy" and hostport.is_loopback(self.endpoint_host)
+
+    @property
     def kubernetes_service_ip(self) -> IPAddress:
         return self.service_cidr.network_address + 1
 

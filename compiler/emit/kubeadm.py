@@ -25,6 +25,9 @@ from typing import Any
 
 from kubeforge.compiler import hostport
 from kubeforge.compiler.artifacts import Artifact, BuildContext, node_file
+from kubeforge.compiler.emit.kubeconfig import (first_api_server_url,
+                                               joins_through_first_control_plane,
+                                               render_token_kubeconfig)
 from kubeforge.compiler.emit.render import dump_yaml_documents, go_duration
 from kubeforge.compiler.ir import Cluster, ClusterNode
 from kubeforge.compiler.state import StateDir
@@ -32,6 +35,7 @@ from kubeforge.compiler.state import StateDir
 KUBEADM_DIR = "/etc/kubernetes/kubeadm"
 INIT_PATH = f"{KUBEADM_DIR}/init.yaml"
 JOIN_PATH = f"{KUBEADM_DIR}/join.yaml"
+DISCOVERY_PATH = f"{KUBEADM_DIR}/discovery.conf"
 
 PKI_DIR = "/etc/kubernetes/pki"
 API_SERVER_PORT = 6443  # localAPIEndpoint.bindPort on every control plane
@@ -237,15 +241,21 @@ def kube_proxy_configuration(cluster: Cluster) -> dict[str, Any]:
 
 def join_configuration(cluster: Cluster, node: ClusterNode, token: str,
                        ca_cert_hash: str) -> dict[str, Any]:
+    if joins_through_first_control_plane(cluster, node):
+        # The file pins the CA itself (it embeds it), so no caCertHashes are needed.
+        discovery: dict[str, Any] = {"file": {"kubeConfigPath": DISCOVERY_PATH},
+                                     "tlsBootstrapToken": token}
+    else:
+        discovery = {"bootstrapToken": {
+            "apiServerEndpoint": cluster.endpoint,
+            "token": token,
+            "caCertHashes": [ca_cert_hash],
+        }}
     doc: dict[str, Any] = {
         "apiVersion": kubeadm_api_version(cluster),
         "kind": "JoinConfiguration",
         "nodeRegistration": node_registration(cluster, node),
-        "discovery": {"bootstrapToken": {
-            "apiServerEndpoint": cluster.endpoint,
-            "token": token,
-            "caCertHashes": [ca_cert_hash],
-        }},
+        "discovery": discovery,
     }
     if node.is_control_plane:
         doc["controlPlane"] = {"localAPIEndpoint": local_api_endpoint(node)}
@@ -276,6 +286,10 @@ def emit(ctx: BuildContext) -> list[Artifact]:
         else:
             path = JOIN_PATH
             docs = [join_configuration(cluster, node, token, bundle.ca_cert_hash)]
+            if joins_through_first_control_plane(cluster, node):
+                artifacts.append(node_file(node.name, DISCOVERY_PATH, render_token_kubeconfig(
+                    cluster.name, first_api_server_url(cluster), bundle.cas.ca.cert_pem,
+                    "tls-bootstrap-token-user", token), 0o600, secret=True))
         artifacts.append(node_file(node.name, path, dump_yaml_documents(docs), 0o600,
                                    secret=True))
     ctx.shared["node_labels_after_join"] = {

@@ -27,7 +27,6 @@ exists when ``kubeadm init`` needs it; init only minds its own four manifests),
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +67,8 @@ class LoadBalancerPlan:
     packages: tuple[str, ...] = ()  # OS packages those nodes need (services deployment)
     services: tuple[str, ...] = ()  # systemd services to enable and (re)start there
     static_pods: tuple[StaticPod, ...] = ()
+    #: Nodes whose services start only after their `kubeadm join` (they join without them).
+    after_join: tuple[str, ...] = ()
 
 
 def _error(cluster: Cluster, message: str, hint: str) -> DiagnosticError:
@@ -253,9 +254,17 @@ def _kube_vip(cluster: Cluster, out: _Out) -> LoadBalancerPlan:
 
 def _local_proxy(cluster: Cluster, out: _Out) -> LoadBalancerPlan:
     lb = cluster.loadbalancer
-    hosts = cluster.workers  # control planes reach their own API server
+    # On the API server's own port (kubespray's choice) a control plane's loopback endpoint
+    # is its own API server, so it needs no proxy. On any other port it does: the first one
+    # before `kubeadm init` (its kubeconfigs point there), the others after their join, which
+    # goes through the first control plane's API server (kubeadm emitter).
+    cps_need_proxy = lb.port != API_SERVER_PORT
+    hosts = tuple(n for n in cluster.nodes if n in cluster.workers
+                  or (cps_need_proxy and n.is_control_plane))
+    after_join = tuple(n.name for n in cluster.control_planes[1:]) \
+        if cps_need_proxy and cluster.endpoint_is_node_local else ()
     static = lb.deploy_as == "static-pods"
-    if static and _is_loopback(cluster.endpoint_host):
+    if static and cluster.endpoint_is_node_local:
         raise _error(cluster, f"the endpoint {cluster.endpoint} is the local proxy itself, so "
                      "`kubeadm join` needs the proxy before the kubelet that would run it "
                      "as a static pod", "use `mode services` for local-proxy, or an endpoint "
@@ -267,13 +276,13 @@ def _local_proxy(cluster: Cluster, out: _Out) -> LoadBalancerPlan:
     for node in hosts:
         out.file(node, HAPROXY_CFG, config)
         if static:
-            probe = {"host": "127.0.0.1", "path": "/healthz", "port": LOCAL_PROXY_HEALTH_PORT,
+            probe = {"host": loopback, "path": "/healthz", "port": LOCAL_PROXY_HEALTH_PORT,
                      "scheme": "HTTP"}
-            out.pod(node, haproxy_pod(IMAGES["haproxy"], probe), "after-join")
+            out.pod(node, haproxy_pod(IMAGES["haproxy"], probe), out.joined_when(node))
     names = tuple(n.name for n in hosts)
     if static:
         return LoadBalancerPlan(lb.mode, names, static_pods=tuple(out.pods))
-    return LoadBalancerPlan(lb.mode, names, ("haproxy",), ("haproxy",))
+    return LoadBalancerPlan(lb.mode, names, ("haproxy",), ("haproxy",), after_join=after_join)
 
 
 def _any_address(lb) -> str:
@@ -285,17 +294,6 @@ def _any_address(lb) -> str:
 def _loopback(endpoint_host: str | None) -> str:
     """The per-node proxy listens where the endpoint points: ::1 or 127.0.0.1."""
     return "::1" if endpoint_host and hostport.is_ipv6(endpoint_host) else "127.0.0.1"
-
-
-def _is_loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 MODES = {"keepalived-haproxy": _keepalived_haproxy, "kube-vip": _kube_vip,

@@ -284,6 +284,7 @@ class _PlanMaker:
         self.joins: list[str] = []
         self.labels: list[str] = []
         self.api_ready = ""
+        self.proxy_after_join = set(getattr(inputs.loadbalancer, "after_join", ()))
 
     # -- helpers ----------------------------------------------------------------------------
     def role(self, node: ClusterNode) -> str:
@@ -331,6 +332,8 @@ class _PlanMaker:
                     phase = "after-kubeadm"  # worker join preflight refuses caCertPath
                 if phase == "kubeadm":
                     phase = self.kubeadm_phase(node)
+                if phase == "loadbalancer" and node.name in self.proxy_after_join:
+                    phase = "after-kubeadm"  # it joins without its proxy (loadbalancer emitter)
                 if phase == "after-kubeadm":
                     self.deferred.setdefault(node.name, []).append(art)
                 else:
@@ -564,18 +567,25 @@ class _PlanMaker:
     def loadbalancer(self, node: ClusterNode) -> None:
         lb = self.i.loadbalancer
         needs = self.ups(node, "loadbalancer")
-        if node.name in lb.nodes and lb.services:
-            needs = self.install(node, "loadbalancer", lb.packages, needs)
-            for name in lb.services:
-                restart = self.ups(node, "loadbalancer", (f"/etc/{name}/",
-                                                          f"/etc/systemd/system/{name}"))
-                self.lb_services.append(self.service(
-                    node, "loadbalancer", name, needs, restart,
-                    why="the endpoint must answer before `kubeadm init` talks through it"))
+        if node.name in lb.nodes and lb.services and node.name not in self.proxy_after_join:
+            self.lb_services += self.lb_service_steps(
+                node, "loadbalancer", needs, needs,
+                "the endpoint must answer before `kubeadm init` talks through it")
         for pod in self.staged_pods().values():
             if pod.node == node.name and pod.when == "before-init":
                 self.copy_static_pod(node, "loadbalancer", pod,
                                      self.ups(node, "loadbalancer", (pod.staged,)))
+
+    def lb_service_steps(self, node: ClusterNode, phase: str, needs: list[str],
+                         uploads: list[str], why: str) -> list[str]:
+        """Install the load balancer's packages, then enable and start its services
+        (restarted when one of their configuration ``uploads`` changed)."""
+        lb = self.i.loadbalancer
+        needs = self.install(node, phase, lb.packages, needs)
+        return [self.service(node, phase, name, needs,
+                             [u for u in uploads if self.path(u).startswith(
+                                 (f"/etc/{name}/", f"/etc/systemd/system/{name}"))], why=why)
+                for name in lb.services]
 
     def etcd(self, node: ClusterNode) -> None:
         if node not in self.etcd_members:
@@ -677,6 +687,11 @@ class _PlanMaker:
             if pod.node == node.name and pod.when == wanted:
                 staged = self.ups(node, "loadbalancer", (pod.staged,))
                 done.append(self.copy_static_pod(node, phase, pod, [step, *staged]))
+        if node.name in self.proxy_after_join:
+            done += self.lb_service_steps(
+                node, phase, [step, *done], list(done),
+                "the node-local proxy: this control plane joined through the first control "
+                "plane's API server; from now on its kubeconfigs' endpoint is this proxy")
         return done
 
     def label(self, node: ClusterNode, needs: list[str]) -> None:

@@ -141,9 +141,11 @@ def _ports_and_cluster(cluster: Cluster, plan: Plan, t: _Tables) -> dict[str, An
     """Listening ports, the VIP and etcd membership; returns template settings."""
     lb = cluster.loadbalancer
     hosts = {h.name for h in plan.hosts}
-    lb_hosts = sorted({s.host for s in plan.steps if s.id.endswith("/service-haproxy")})
+    haproxy = {s.host: s.phase for s in plan.steps if s.id.endswith("/service-haproxy")}
+    lb_hosts = sorted(haproxy)
     for host in lb_hosts:
-        t.add("loadbalancer", "PORTS", "loadbalancer", host, lb.port)
+        # A joining control plane's node-local proxy starts in its join phase.
+        t.add("loadbalancer", "PORTS", haproxy[host], host, lb.port)
     vip = str(lb.vip) if lb.vip is not None and lb_hosts else None
     external = cluster.etcd == "external"
     members = [n.name for n in cluster.etcd_nodes if n.name in hosts]
