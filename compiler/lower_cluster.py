@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 
 from kubeforge.compiler import hostport
 from kubeforge.compiler import values as V
 from kubeforge.compiler.context import Lowerer
 from kubeforge.compiler.lower_network import NetworkLowerer
-from kubeforge.compiler.inventory import InventoryProblem, load_inventory
+from kubeforge.compiler.inventory import (GROUP_ROLES, InventoryHost, InventoryProblem,
+                                          load_inventory)
 from kubeforge.compiler.ir import (Cluster, ClusterNode, Install, LoadBalancer, NodeTaint,
                                    PkiSettings)
 from kubeforge.dsl.ast import Node, Value, is_ip
@@ -59,7 +61,8 @@ class ClusterLowerer(Lowerer):
             if cni_stmt is not None and cni_stmt.clause("cni_version") else None
         etcd = self._enum(by_kind.get("etcd"), ETCD_TOPOLOGIES, "etcd topology", "stacked")
         pki = self._pki(by_kind.get("pki"))
-        nodes = self._nodes(body, by_kind.get("nodes_from"), stmt.span)
+        nodes = self._stacked_etcd_roles(self._nodes(body, by_kind.get("nodes_from"), stmt.span),
+                                         etcd)
         lb = self._loadbalancer(by_kind.get("loadbalancer"), nodes)
         endpoint_host, endpoint_port, endpoint_span = self._endpoint(by_kind.get("endpoint"), lb)
         install = self._install(by_kind.get("install"))
@@ -169,25 +172,35 @@ class ClusterLowerer(Lowerer):
         if from_stmt is not None:
             value = from_stmt.value()
             path = self.path(value)
+            hosts: tuple[InventoryHost, ...] = ()
             try:
-                hosts = load_inventory(path)
+                inventory = load_inventory(path)
+                hosts = inventory.candidates
+                for warning in inventory.warnings:
+                    self.warn("W109", f"{warning.path}:{warning.line}: {warning}", value.span)
+                for host in hosts:
+                    if not host.roles:
+                        raise InventoryProblem(
+                            f"host `{host.name}` is in none of the groups "
+                            f"{', '.join(GROUP_ROLES)}", host.line,
+                            "put it in the group of its role", host.file)
             except InventoryProblem as problem:
-                hint = problem.hint or ""
-                self.error("E118", f"{path}:{problem.line}: {problem}", value.span, hint or None)
-                hosts = []
+                where = f"{problem.path or path}:{problem.line}"
+                self.error("E118", f"{where}: {problem}", value.span, problem.hint)
+                hosts = ()
                 inventory_failed = True
             for host in hosts:
-                hvars = dict(host.vars)
-                labels = hvars.get("kubeforge_labels") or {}
-                addresses = self.net.addresses([Value("IP", host.address, value.span)],
-                                               self.families, host.name)
+                addresses = self.net.addresses(
+                    [Value("IP", a, value.span) for a in host.addresses], self.families,
+                    host.name)
                 if addresses is None:
                     continue
+                # Connection variables stay with the inventory (apply reads them again), so
+                # the compiled output does not depend on them.
                 nodes.append(ClusterNode(
                     name=host.name, address=addresses[0], roles=host.roles,
-                    span=value.span, cpus=hvars.get("kubeforge_cpus"),
-                    memory_mib=None, labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
-                    ssh_user=hvars.get("ansible_user"), secondary_address=addresses[1]))
+                    span=value.span, cpus=host.cpus, memory_mib=host.memory_mib,
+                    labels=host.labels, secondary_address=addresses[1]))
         for stmt in body:
             if stmt.kind == "node":
                 node = self._node(stmt)
@@ -197,6 +210,24 @@ class ClusterLowerer(Lowerer):
             self.error("E115", "the cluster has no nodes", span,
                        'add `nodes from "inventory.yaml"` or `node NAME { address IP role ... }`')
         return tuple(nodes)
+
+    def _stacked_etcd_roles(self, nodes: tuple[ClusterNode, ...],
+                            etcd: str) -> tuple[ClusterNode, ...]:
+        """With stacked etcd the members are the control planes: an `etcd` role (Kubespray's
+        inventories always have an etcd group) is implied there and wrong anywhere else."""
+        if etcd != "stacked":
+            return nodes
+        out = []
+        for node in nodes:
+            if node.is_etcd and not node.is_control_plane:
+                self.error("E112", f"node `{node.name}` has the etcd role, but etcd is stacked "
+                           "on the control planes", node.span,
+                           "drop the role (or the host from the etcd group), or use "
+                           "`etcd external`")
+            elif node.is_etcd:
+                node = dataclasses.replace(node, roles=tuple(r for r in node.roles if r != "etcd"))
+            out.append(node)
+        return tuple(out)
 
     def _node(self, stmt: Node) -> ClusterNode | None:
         name = self.name(stmt.value(), "node", subdomain=True)

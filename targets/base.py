@@ -53,12 +53,12 @@ class HostSpec:
     @classmethod
     def from_inventory(cls, host: InventoryHost) -> "HostSpec":
         s = host.settings()
-        key = s.get("ansible_ssh_private_key_file")
-        return cls(name=host.name, address=host.address, port=int(s.get("ansible_port", 22)),
-                   user=str(s.get("ansible_user", "root")),
+        key = s.get("key_file")
+        return cls(name=host.name, address=host.address, port=int(s.get("port", 22)),
+                   user=str(s.get("user", "root")),
                    key_file=str(Path(str(key)).expanduser()) if key else None,
-                   become=bool(s.get("ansible_become", False)),
-                   become_user=str(s.get("ansible_become_user", "root")))
+                   become=bool(s.get("become", False)),
+                   become_user=str(s.get("become_user", "root")))
 
 
 @dataclass(frozen=True)
