@@ -21,6 +21,7 @@ left alone.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import functools
 import io
@@ -71,6 +72,7 @@ class InventoryHost:
     memory_mib: int | None = None
     labels: tuple[tuple[str, str], ...] = ()
     addresses: tuple[str, ...] = ()  # node addresses (kubeforge_addresses), else (address,)
+    own_user: str | None = None  # ansible_user set on the host itself (not by a group)
 
     def settings(self) -> dict[str, object]:
         """Connection settings by kubeforge's names (address, port, user, key_file, become,
@@ -142,8 +144,10 @@ def load_inventory(path: str | Path) -> Inventory:
     inventory, variables = _ansible_inventory(path)
     hosts, warnings = [], []
     for name, host in inventory.hosts.items():  # Ansible's order: the order of the files
-        hosts.append(_host(_plain(name), [_plain(g.name) for g in host.get_groups()],
-                           variables(host), files, str(path)))
+        found = _host(_plain(name), [_plain(g.name) for g in host.get_groups()],
+                      variables(host), files, str(path))
+        own = _plain(host.get_vars())  # set on the host itself, not inherited from groups
+        hosts.append(dataclasses.replace(found, own_user=own.get("ansible_user")))
     groups = {_plain(g.name): Group(tuple(_plain(h.name) for h in g.hosts),
                                     tuple(_plain(c.name) for c in g.child_groups))
               for g in inventory.groups.values()}

@@ -195,12 +195,12 @@ class ClusterLowerer(Lowerer):
                     host.name)
                 if addresses is None:
                     continue
-                # Connection variables stay with the inventory (apply reads them again), so
-                # the compiled output does not depend on them.
+                # Group connection variables stay with the inventory (apply reads them).
                 nodes.append(ClusterNode(
                     name=host.name, address=addresses[0], roles=host.roles,
                     span=value.span, cpus=host.cpus, memory_mib=host.memory_mib,
-                    labels=host.labels, secondary_address=addresses[1]))
+                    labels=host.labels, ssh_user=host.own_user,
+                    secondary_address=addresses[1]))
         for stmt in body:
             if stmt.kind == "node":
                 node = self._node(stmt)
