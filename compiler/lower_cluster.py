@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 
 from kubeforge.compiler import hostport
 from kubeforge.compiler import values as V
 from kubeforge.compiler.context import Lowerer
+from kubeforge.compiler.ir import Cluster, ClusterNode, Install, LoadBalancer, PkiSettings
 from kubeforge.compiler.lower_network import NetworkLowerer
-from kubeforge.compiler.inventory import (GROUP_ROLES, InventoryHost, InventoryProblem,
-                                          load_inventory)
-from kubeforge.compiler.ir import (Cluster, ClusterNode, Install, LoadBalancer, NodeTaint,
-                                   PkiSettings)
-from kubeforge.dsl.ast import Node, Value, is_ip
+from kubeforge.compiler.lower_nodes import NodesLowerer
+from kubeforge.dsl.ast import Node, is_ip
 from kubeforge.dsl.diagnostics import Span
 
 SUPPORTED_MINORS = range(30, 38)  # Kubernetes 1.30 .. 1.37
@@ -24,9 +21,7 @@ LB_MODES = ("keepalived-haproxy", "kube-vip", "local-proxy", "external")
 PKI_ALGORITHMS = ("rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384")
 #: kubeadm's encryptionAlgorithm ECDSA-P384 exists from 1.34 on.
 P384_MINOR = 34
-NODE_ROLES = ("control-plane", "worker", "etcd", "loadbalancer")
 INSTALL_METHODS = ("packages", "preinstalled", "bundle")
-TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 OSES = ("debian12", "ubuntu2204", "ubuntu2404")
 LB_DEPLOY = ("services", "static-pods")
 CGROUPS = ("v2", "v1")
@@ -35,6 +30,7 @@ HOST_KINDS = ("machines", "containers")
 #: The spellings Go's strconv.ParseBool accepts, which is how components read feature gates.
 _GO_BOOLS = {**dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
              **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False)}
+
 
 class ClusterLowerer(Lowerer):
     def __init__(self, diags, base_dir) -> None:
@@ -61,8 +57,8 @@ class ClusterLowerer(Lowerer):
             if cni_stmt is not None and cni_stmt.clause("cni_version") else None
         etcd = self._enum(by_kind.get("etcd"), ETCD_TOPOLOGIES, "etcd topology", "stacked")
         pki = self._pki(by_kind.get("pki"))
-        nodes = self._stacked_etcd_roles(self._nodes(body, by_kind.get("nodes_from"), stmt.span),
-                                         etcd)
+        nodes = NodesLowerer(self.diags, self.base_dir, self.net, self.families).nodes(
+            body, by_kind.get("nodes_from"), stmt.span, etcd)
         lb = self._loadbalancer(by_kind.get("loadbalancer"), nodes)
         endpoint_host, endpoint_port, endpoint_span = self._endpoint(by_kind.get("endpoint"), lb)
         install = self._install(by_kind.get("install"))
@@ -111,12 +107,12 @@ class ClusterLowerer(Lowerer):
         gates: dict[str, bool] = {}
         for entry in (stmt.body or ()) if stmt else ():
             key_v, val_v = entry.values()[0], entry.values()[1]
-            word = val_v.as_text
+            word = V.text(val_v)
             if val_v.kind == "BOOL" or word in _GO_BOOLS:
-                gates[key_v.as_text] = _GO_BOOLS[word]
+                gates[V.text(key_v)] = _GO_BOOLS[word]
             else:
-                self.error("E105", f"feature gate `{key_v.as_text}` must be true or false, "
-                           f"not `{word}`", val_v.span, f"write `{key_v.as_text} = true`")
+                self.error("E105", f"feature gate `{V.text(key_v)}` must be true or false, "
+                           f"not `{word}`", val_v.span, f"write `{V.text(key_v)} = true`")
         return sorted(gates.items())
 
     def _version(self, stmt: Node | None, span: Span) -> str | None:
@@ -160,118 +156,11 @@ class ClusterLowerer(Lowerer):
     def _san(self, value) -> str:
         """An IP address or a DNS name (wildcards allowed), as kubeadm's ValidateCertSANs
         wants; DNS names are case-insensitive, so they are lower-cased as in `endpoint`."""
-        text = hostport.normalize_host(value.as_text)
+        text = hostport.normalize_host(V.text(value))
         if not (is_ip(text) or V.is_dns_subdomain(text.removeprefix("*."))):
-            self.error("E105", f"SAN `{value.as_text}` is neither an IP address nor a DNS name",
+            self.error("E105", f"SAN `{V.text(value)}` is neither an IP address nor a DNS name",
                        value.span, "e.g. `san \"api.example.com\" \"*.apps.example.com\" 10.0.0.100`")
         return text
-
-    def _nodes(self, body, from_stmt: Node | None, span: Span) -> tuple[ClusterNode, ...]:
-        nodes: list[ClusterNode] = []
-        inventory_failed = False
-        if from_stmt is not None:
-            value = from_stmt.value()
-            path = self.path(value)
-            hosts: tuple[InventoryHost, ...] = ()
-            try:
-                inventory = load_inventory(path)
-                hosts = inventory.candidates
-                for warning in inventory.warnings:
-                    self.warn("W109", f"{warning.path}:{warning.line}: {warning}", value.span)
-                for host in hosts:
-                    if not host.roles:
-                        raise InventoryProblem(
-                            f"host `{host.name}` is in none of the groups "
-                            f"{', '.join(GROUP_ROLES)}", host.line,
-                            "put it in the group of its role", host.file)
-            except InventoryProblem as problem:
-                where = f"{problem.path or path}:{problem.line}"
-                self.error("E118", f"{where}: {problem}", value.span, problem.hint)
-                hosts = ()
-                inventory_failed = True
-            for host in hosts:
-                addresses = self.net.addresses(
-                    [Value("IP", a, value.span) for a in host.addresses], self.families,
-                    host.name)
-                if addresses is None:
-                    continue
-                # Group connection variables stay with the inventory (apply reads them).
-                nodes.append(ClusterNode(
-                    name=host.name, address=addresses[0], roles=host.roles,
-                    span=value.span, cpus=host.cpus, memory_mib=host.memory_mib,
-                    labels=host.labels, ssh_user=host.own_user,
-                    secondary_address=addresses[1]))
-        for stmt in body:
-            if stmt.kind == "node":
-                node = self._node(stmt)
-                if node is not None:
-                    nodes.append(node)
-        if not nodes and not inventory_failed:
-            self.error("E115", "the cluster has no nodes", span,
-                       'add `nodes from "inventory.yaml"` or `node NAME { address IP role ... }`')
-        return tuple(nodes)
-
-    def _stacked_etcd_roles(self, nodes: tuple[ClusterNode, ...],
-                            etcd: str) -> tuple[ClusterNode, ...]:
-        """With stacked etcd the members are the control planes: an `etcd` role (Kubespray's
-        inventories always have an etcd group) is implied there and wrong anywhere else."""
-        if etcd != "stacked":
-            return nodes
-        out = []
-        for node in nodes:
-            if node.is_etcd and not node.is_control_plane:
-                self.error("E112", f"node `{node.name}` has the etcd role, but etcd is stacked "
-                           "on the control planes", node.span,
-                           "drop the role (or the host from the etcd group), or use "
-                           "`etcd external`")
-            elif node.is_etcd:
-                node = dataclasses.replace(node, roles=tuple(r for r in node.roles if r != "etcd"))
-            out.append(node)
-        return tuple(out)
-
-    def _node(self, stmt: Node) -> ClusterNode | None:
-        name = self.name(stmt.value(), "node", subdomain=True)
-        body = stmt.body or ()
-        self.unique_stmts(body, f"node `{name}`")
-        addresses, roles, cpus, memory, labels, taints, user = None, [], None, None, [], [], None
-        for item in body:
-            if item.kind == "address":
-                addresses = self.net.addresses(item.values(), self.families, name)
-            elif item.kind == "node_role":
-                for v in item.values():
-                    role = self.choice(v, NODE_ROLES, "node role",
-                                       {"master": "control-plane", "controlplane": "control-plane"})
-                    if role and role not in roles:
-                        roles.append(role)
-            elif item.kind == "node_cpus":
-                cpus = int(item.value().text)
-            elif item.kind == "node_memory":
-                memory = self.read(V.memory_mib, item.value())
-            elif item.kind == "labels":
-                labels.extend(self.kv(item, labels=True))
-            elif item.kind == "taint":
-                taints.append(self._taint(item))
-            elif item.kind == "node_user":
-                user = str(item.value().py)
-        if addresses is None:
-            if not any(i.kind == "address" for i in body):
-                self.error("E115", f"node `{name}` needs an address", stmt.span,
-                           "add `address 192.0.2.10`")
-            return None
-        if not roles:
-            roles = ["worker"]
-        return ClusterNode(name, addresses[0], tuple(roles), stmt.span, cpus, memory,
-                           tuple(labels), tuple(t for t in taints if t), user,
-                           secondary_address=addresses[1])
-
-    def _taint(self, stmt: Node) -> NodeTaint | None:
-        key = str(stmt.values()[0].py)
-        value_clause = stmt.clause("toleration_value")
-        effect_clause = stmt.clause("toleration_effect")
-        effect = self.choice(effect_clause.value(), TAINT_EFFECTS, "taint effect") if effect_clause else None
-        if effect is None:
-            return None
-        return NodeTaint(key, str(value_clause.value().py) if value_clause else None, effect)
 
     def _loadbalancer(self, stmt: Node | None, nodes) -> LoadBalancer:
         if stmt is None:
@@ -321,14 +210,15 @@ class ClusterLowerer(Lowerer):
                 return "127.0.0.1", lb.port, lb.span
             return None, 6443, lb.span
         value = stmt.value()
+        text = V.text(value)
         try:
-            if "[" not in value.as_text and hostport.is_ipv6(value.as_text.strip()):
+            if "[" not in text and hostport.is_ipv6(text.strip()):
                 # `fd00::100:6443` is a valid address itself: a port must not be guessed.
                 raise hostport.HostPortError(
-                    f"`{value.as_text}` is an IPv6 address without brackets",
-                    f"an IPv6 endpoint needs brackets: \"[{value.as_text}]\" for the "
+                    f"`{text}` is an IPv6 address without brackets",
+                    f"an IPv6 endpoint needs brackets: \"[{text}]\" for the "
                     "default port, or \"[fd00::100]:6443\" with one")
-            host, port = hostport.parse(value.as_text)
+            host, port = hostport.parse(text)
         except hostport.HostPortError as problem:
             self.error("E105", f"endpoint {problem}", value.span,
                        problem.hint or 'write "host:port", e.g. "10.0.0.100:6443" or '

@@ -57,7 +57,7 @@ class NetworkLowerer(Lowerer):
         self.unique_stmts(stmt.body or (), "the network block")
         for item in stmt.body or ():
             if item.kind == "domain":
-                domain = item.value().as_text
+                domain = V.text(item.value())
                 if not V.is_dns_subdomain(domain):
                     self.error("E103", f"`{domain}` is not a DNS domain", item.value().span)
                 continue

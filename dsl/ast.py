@@ -30,7 +30,7 @@ class Value:
         """The literal as a Python value (strings unquoted, numbers as int, booleans as bool).
 
         Never ``str()`` this for a string-valued position: ``str(True)`` is ``True``, which no
-        Kubernetes component reads as a boolean. Use :attr:`as_text` there."""
+        Kubernetes component reads as a boolean. ``str(value)`` (``values.text``) is the text."""
         if self.kind == "STRING":
             return unquote(self.text)
         if self.kind == "INT":
@@ -39,14 +39,10 @@ class Value:
             return self.text == "true"
         return self.text
 
-    @property
-    def as_text(self) -> str:
+    def __str__(self) -> str:
         """The literal as a string-valued position stores it: strings unquoted, every other
         literal exactly as written (`true` stays `true`, `007` stays `007`)."""
         return unquote(self.text) if self.kind == "STRING" else self.text
-
-    def __str__(self) -> str:
-        return self.as_text
 
 
 Arg = Union[Value, "Node"]
