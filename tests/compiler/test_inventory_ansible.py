@@ -191,3 +191,23 @@ def test_generated_inventories_have_kubespray_umbrella_and_stacked_etcd_groups(t
     again = load_inventory(written)
     roles = {h.name: set(h.roles) for h in again.hosts}
     assert roles["cp1"] == {"control-plane", "etcd"} and roles["node1"] == {"worker"}
+
+
+def test_dual_stack_nodes_from_an_inventory(tmp_path):
+    inv = tmp_path / "inv.yaml"
+    inv.write_text("all:\n  children:\n    control_plane:\n      hosts:\n"
+                   "        cp1: {ansible_host: 10.78.0.11, "
+                   "kubeforge_addresses: [10.78.0.11, 'fd00:78::11']}\n")
+    source = tmp_path / "ds.kf"
+    source.write_text('cluster ds {\n  kubernetes "1.31.2"\n'
+                      "  network { pods 10.244.0.0/16 fd00:10:244::/56  "
+                      "services 10.96.0.0/12 fd00:10:96::/112 }\n"
+                      "  pki { algorithm ecdsa-p256 }\n"
+                      f'  nodes from "{inv}"\n}}\n')
+    root = compile_file(source, tmp_path / "build", state_dir=tmp_path / "state",
+                        now=FIXED_NOW).root
+    init = (root / "nodes/cp1/etc/kubernetes/kubeadm/init.yaml").read_text()
+    assert "value: 10.78.0.11,fd00:78::11" in init
+    inv.write_text(inv.read_text().replace(", kubeforge_addresses: [10.78.0.11, 'fd00:78::11']", ""))
+    with pytest.raises(DiagnosticError, match="has no IPv6 address"):
+        compile_file(source, tmp_path / "build", state_dir=tmp_path / "state", now=FIXED_NOW)
