@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kubeforge.compiler.ir import Cluster, Program
+from kubeforge.dsl.diagnostics import Diagnostic
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class BuildContext:
     shared: dict[str, Any] = field(default_factory=dict)
     #: Artifacts emitted so far, in emitter order (the plan emitter reads them).
     artifacts: list[Artifact] = field(default_factory=list)
+    #: Warnings only an emitter can see (they depend on the state directory).
+    warnings: list[Diagnostic] = field(default_factory=list)
 
     @property
     def cluster(self) -> Cluster:

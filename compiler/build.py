@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import importlib
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from pathlib import Path
 from kubeforge.compiler.artifacts import Artifact, BuildContext, write_artifacts
 from kubeforge.compiler.ir import Program
 from kubeforge.compiler.lower import load_program
-from kubeforge.dsl.diagnostics import Diagnostic, DiagnosticError, Span
+from kubeforge.dsl.diagnostics import Diagnostic, DiagnosticError, SourceMap, Span
 
 #: Emitters in the order they run; a later emitter may read what an earlier one put in
 #: ``ctx.shared`` (the PKI bundle) or ``ctx.artifacts`` (the plan lists every file).
@@ -38,6 +39,7 @@ class BuildResult:
     root: Path
     artifacts: tuple[Artifact, ...]
     warnings: tuple[Diagnostic, ...]
+    sources: SourceMap | None = None  # to show warnings with their source lines
 
 
 def default_state_dir(cluster_name: str, base: Path | None = None) -> Path:
@@ -70,6 +72,10 @@ def compile_file(source: str | Path, out_dir: str | Path, *, state_dir: str | Pa
     except DiagnosticError as err:
         # Emitters (secret sources, ...) report without the source text; add it.
         raise DiagnosticError(err.diagnostics, sources) from None
+    if strict and ctx.warnings:
+        raise DiagnosticError([dataclasses.replace(w, severity="error") for w in ctx.warnings],
+                              sources)
     root = Path(out_dir) / name
     write_artifacts(root, ctx.artifacts)
-    return BuildResult(program, root, tuple(ctx.artifacts), tuple(program.warnings))
+    return BuildResult(program, root, tuple(ctx.artifacts),
+                       (*program.warnings, *ctx.warnings), sources)

@@ -1,279 +1,366 @@
-"""Read the nodes of a cluster from an Ansible inventory, in its YAML or its INI form.
+"""Read cluster nodes and how to reach them from an Ansible inventory, as Ansible reads it.
 
-One inventory file serves kubeforge, ansible and testinfra: groups ``control_plane``,
-``workers``, ``etcd`` and ``loadbalancers`` (directly under ``all`` or nested through
-``children``); variables in Ansible's names, on hosts or on groups. Unknown keys are errors,
-since a misspelt variable would otherwise be silently ignored.
+The inventory goes through ansible-core's own machinery (``InventoryManager`` and
+``DataLoader``, and ``VariableManager`` for ``group_vars``/``host_vars``), so whatever
+``ansible-inventory --list`` shows is what kubeforge sees: YAML and INI files, directories of
+them, host ranges (``cp[1:3]``), child groups, inventory plugins. Before that,
+:mod:`~kubeforge.compiler.inventory_files` checks the files for what Ansible would let pass
+silently (a key given twice, one host with two addresses).
 
-Both forms are parsed into the same group table first, so membership and variable precedence
-are decided once: a host belongs to every ancestor of a group that lists it, and its effective
-variables are ``all`` vars, then each group's vars from the outermost to the innermost, then
-its own (Ansible's order for a tree of groups).
+Roles come from group membership. kubeforge's own groups (``control_plane``, ``workers``,
+``etcd``, ``loadbalancers``) and Kubespray's (``kube_control_plane``, ``kube_node``,
+``etcd``; ``k8s_cluster`` is their umbrella, ``calico_rr`` is ignored with a warning) both
+work, so a Kubespray inventory serves unchanged. A host in no group at all is a node whose
+role the cluster file must give; a host only in other groups (a bastion) is not a node.
+
+Variables are checked like source values: ``kubeforge_*`` and ``ansible_*`` names must be
+known (a misspelling would otherwise be ignored); other names belong to other tools and are
+left alone.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import difflib
+import functools
+import io
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from kubeforge.compiler import values as V
+from kubeforge.compiler.inventory_files import InventoryProblem, Scan, scan
 
+__all__ = ["GROUP_ROLES", "Inventory", "InventoryHost", "InventoryProblem", "load_inventory"]
+
+#: Group -> role, kubeforge's names first (the ones kubeforge writes), then Kubespray's.
 GROUP_ROLES = {
     "control_plane": "control-plane",
     "workers": "worker",
     "etcd": "etcd",
     "loadbalancers": "loadbalancer",
+    "kube_control_plane": "control-plane",
+    "kube_node": "worker",
 }
-HOST_VARS = {
-    "ansible_host", "ansible_port", "ansible_user", "ansible_ssh_private_key_file",
-    "ansible_become", "ansible_become_user", "ansible_python_interpreter",
-    "ansible_ssh_common_args", "kubeforge_cpus", "kubeforge_memory", "kubeforge_labels",
-}
-GROUP_KEYS = {"hosts", "vars", "children"}
+#: The groups kubeforge writes, by role.
+ROLE_GROUPS = {"control-plane": "control_plane", "worker": "workers", "etcd": "etcd",
+               "loadbalancer": "loadbalancers"}
+#: Kubespray's group of every Kubernetes node; it gives no role of its own.
+UMBRELLA_GROUP = "k8s_cluster"
+#: Groups kubeforge reads past, with why.
+IGNORED_GROUPS = {"calico_rr": "Calico route reflectors are not something kubeforge deploys"}
+KUBEFORGE_VARS = ("kubeforge_cpus", "kubeforge_memory", "kubeforge_labels",
+                  "kubeforge_addresses")
+#: kubeforge's setting -> the Ansible variables that give it (later names win, as in Ansible).
+CONNECTION = {"address": "remote_addr", "port": "port", "user": "remote_user",
+              "key_file": "private_key_file", "become": "become", "become_user": "become_user"}
 
 
 @dataclass(frozen=True)
 class InventoryHost:
     name: str
-    address: str
+    address: str  # ansible_host (or its older alias), else the host name
     roles: tuple[str, ...]
-    vars: tuple[tuple[str, object], ...]  # the host's own variables
+    vars: tuple[tuple[str, object], ...]  # every variable Ansible gives the host, flattened
+    groups: tuple[str, ...]  # the groups it is in, `all` and `ungrouped` left out
+    file: str
     line: int
-    group_vars: tuple[tuple[str, object], ...] = ()  # inherited from its groups
+    cpus: int | None = None
+    memory_mib: int | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    addresses: tuple[str, ...] = ()  # node addresses (kubeforge_addresses), else (address,)
+    own_user: str | None = None  # ansible_user set on the host itself (not by a group)
 
     def settings(self) -> dict[str, object]:
-        """Effective variables: group variables overridden by the host's own."""
-        return {**dict(self.group_vars), **dict(self.vars)}
+        """Connection settings by kubeforge's names (address, port, user, key_file, become,
+        become_user), resolved from Ansible's variables and their aliases as Ansible does."""
+        from ansible import constants as C
+        from ansible.module_utils.parsing.convert_bool import boolean
+
+        variables = dict(self.vars)
+        out: dict[str, object] = {}
+        for setting, option in CONNECTION.items():
+            for name in C.MAGIC_VARIABLE_MAPPING[option]:
+                if name in variables:
+                    out[setting] = variables[name]
+        if "become" in out:
+            out["become"] = boolean(out["become"], strict=False)
+        if "port" in out:
+            out["port"] = int(str(out["port"]))
+        return out
+
+    @property
+    def is_candidate(self) -> bool:
+        """A node of the cluster: it has a role, or it is in no group at all (the cluster
+        file gives its role). A host only in other groups (a bastion) is not a node."""
+        return bool(self.roles) or not [g for g in self.groups if g != UMBRELLA_GROUP]
 
 
-class InventoryProblem(ValueError):
-    def __init__(self, message: str, line: int = 1, hint: str | None = None):
-        super().__init__(message)
-        self.line = line
-        self.hint = hint
+@dataclass(frozen=True)
+class Group:
+    hosts: tuple[str, ...]  # listed in the group itself
+    children: tuple[str, ...]
 
 
-@dataclass
-class _Group:
-    line: int
-    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    host_lines: dict[str, int] = field(default_factory=dict)
-    vars: dict[str, Any] = field(default_factory=dict)
-    children: list[str] = field(default_factory=list)
+@dataclass(frozen=True)
+class Inventory:
+    hosts: tuple[InventoryHost, ...]
+    groups: dict[str, Group]
+    warnings: tuple[InventoryProblem, ...]
+
+    @property
+    def candidates(self) -> tuple[InventoryHost, ...]:
+        return tuple(h for h in self.hosts if h.is_candidate)
 
 
-def _check_vars(values: dict[str, Any], lines: dict[str, int], where: str, line: int) -> None:
-    for var in values:
-        if var not in HOST_VARS:
-            close = difflib.get_close_matches(str(var), sorted(HOST_VARS), n=1)
-            raise InventoryProblem(f"unknown variable `{var}` for {where}", lines.get(var, line),
-                                   f"did you mean `{close[0]}`?" if close else None)
+def inventory_groups(hosts: list[tuple[str, tuple[str, ...], dict | None]]) -> dict[str, Any]:
+    """The ``children`` of ``all`` in an inventory kubeforge writes: kubeforge's role groups
+    (``name -> host variables`` under ``hosts``), Kubespray's umbrella group ``k8s_cluster``
+    and, when no host has the etcd role (stacked etcd), an ``etcd`` group of the control
+    planes, so Kubespray-style tooling and kubeforge read the same cluster from it."""
+    children: dict[str, Any] = {}
+    for role, group in ROLE_GROUPS.items():
+        members = {name: variables for name, roles, variables in hosts if role in roles}
+        if members:
+            children[group] = {"hosts": members}
+    if "etcd" not in children and "control_plane" in children:
+        children["etcd"] = {"children": {"control_plane": {}}}
+    umbrella = {g: {} for g in ("control_plane", "workers") if g in children}
+    if umbrella:
+        children[UMBRELLA_GROUP] = {"children": umbrella}
+    return children
 
 
-# ================================================================================ YAML form
+def load_inventory(path: str | Path) -> Inventory:
+    """Every host of the inventory at ``path`` (a file or a directory), as Ansible reads
+    it; raises InventoryProblem for what kubeforge cannot use."""
+    path = Path(path)
+    if not path.exists():
+        raise InventoryProblem(f"inventory `{path}` does not exist", path=path)
+    files = scan(path)
+    inventory, variables = _ansible_inventory(path)
+    hosts, warnings = [], []
+    for name, host in inventory.hosts.items():  # Ansible's order: the order of the files
+        found = _host(_plain(name), [_plain(g.name) for g in host.get_groups()],
+                      variables(host), files, str(path))
+        own = _plain(host.get_vars())  # set on the host itself, not inherited from groups
+        hosts.append(dataclasses.replace(found, own_user=own.get("ansible_user")))
+    groups = {_plain(g.name): Group(tuple(_plain(h.name) for h in g.hosts),
+                                    tuple(_plain(c.name) for c in g.child_groups))
+              for g in inventory.groups.values()}
+    for group, why in IGNORED_GROUPS.items():
+        members = [h.name for h in hosts if group in h.groups]
+        if members:
+            file, line = files.where(members[0], str(path))
+            warnings.append(InventoryProblem(
+                f"group `{group}` ({', '.join(members)}) is ignored: {why}", line, path=file))
+    return Inventory(tuple(hosts), groups, tuple(warnings))
 
 
-class _LineLoader(yaml.SafeLoader):
-    """A SafeLoader that remembers the line of every mapping key."""
+def _ansible_inventory(path: Path):
+    """Ansible's view of ``path``: (InventoryData, host -> flattened variables). Ansible
+    reports a file it cannot parse only as a warning and carries on without its hosts;
+    here that is an error, with Ansible's own words."""
+    from ansible import constants as C
+    from ansible.errors import AnsibleError
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.vars.manager import VariableManager
+
+    class Manager(InventoryManager):
+        def parse_source(self, source, cache=False):
+            parsed = super().parse_source(source, cache=cache)
+            if not parsed and not Path(source).is_dir():
+                self.unparsed.append(source)
+            return parsed
+
+        def __init__(self, loader, sources):
+            self.unparsed: list[str] = []
+            super().__init__(loader=loader, sources=sources)
+
+    _init_plugins()
+    loader = DataLoader()
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said), contextlib.redirect_stdout(said):
+            manager = Manager(loader, [str(path)])
+            variables = VariableManager(loader=loader, inventory=manager)
+    except AnsibleError as exc:
+        raise InventoryProblem(f"Ansible cannot read the inventory: {exc.message}",
+                               path=path) from None
+    if manager.unparsed:
+        source = manager.unparsed[0]
+        raise InventoryProblem(f"Ansible cannot parse `{source}` as an inventory: "
+                               f"{_failure(said.getvalue(), Path(source))}", path=source)
+
+    def host_vars(host) -> dict[str, Any]:
+        found = variables.get_vars(host=host, include_hostvars=False, stage="all")
+        return {k: _plain(v) for k, v in found.items() if k not in C.INTERNAL_STATIC_VARS}
+
+    return manager._inventory, host_vars
 
 
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
-    mapping = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node)
-        mapping[key] = loader.construct_object(value_node, deep=True)
-        mapping.setdefault("__lines__", {})[key] = key_node.start_mark.line + 1
-    return mapping
+@functools.cache
+def _init_plugins() -> None:
+    """What Ansible's command-line tools do first: without the collection loader, inventory
+    plugins named by FQCN (``plugin: ansible.builtin.constructed``) cannot load."""
+    from ansible.plugins.loader import init_plugin_loader
+
+    init_plugin_loader()
 
 
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+def _failure(said: str, source: Path) -> str:
+    """The reason Ansible gave, from the plugin that fits the file: the ini plugin for an
+    INI file, the yaml (or a configured) plugin for YAML; the others' refusals are noise."""
+    reasons = dict(re.findall(r"Failed to parse inventory with '(\w+)' plugin: (.*)", said))
+    preferred = ("yaml", "auto") if source.suffix in (".yml", ".yaml", ".json") else ("ini",)
+    for plugin in (*preferred, *reasons):
+        if plugin in reasons:
+            return reasons[plugin].strip()
+    return "no inventory plugin accepts it"
 
 
-def _lines(mapping: Any) -> dict:
-    return mapping.get("__lines__", {}) if isinstance(mapping, dict) else {}
-
-
-def _plain(mapping: Any) -> dict:
-    return {k: v for k, v in mapping.items() if k != "__lines__"} if mapping else {}
-
-
-def _strip(value: Any) -> Any:
-    """Drop the line bookkeeping from nested values (kubeforge_labels is a mapping)."""
+def _plain(value: Any) -> Any:
+    """Ansible's tagged values as plain Python values (a tagged str is still a str)."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return "".join(value)  # a plain str (str() of a str subclass may keep the subclass)
     if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if k != "__lines__"}
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
     return value
 
 
-def _parse_yaml(path: Path, text: str) -> dict[str, _Group]:
+# ================================================================================ checks
+
+
+@functools.cache
+def _known_ansible_vars() -> frozenset[str]:
+    """Every ``ansible_*`` name ansible-core gives a meaning for connections and privilege
+    escalation (its magic variables and the ssh/sudo plugins' variables)."""
+    from ansible import constants as C
+    from ansible.plugins.loader import become_loader, connection_loader
+
+    names = {n for names in C.MAGIC_VARIABLE_MAPPING.values() for n in names}
+    names |= {"ansible_python_interpreter"}
+    for kind, loader, plugin in (("connection", connection_loader, "ssh"),
+                                 ("become", become_loader, "sudo")):
+        loader.get(plugin, class_only=True)  # registers its option definitions
+        for option in C.config.get_configuration_definitions(kind, plugin).values():
+            names |= {v["name"] for v in option.get("vars") or ()}
+    return frozenset(n for n in names if n.startswith("ansible_"))
+
+
+def _host(name: str, groups: list[str], variables: dict[str, Any], files: Scan,
+          default: str) -> InventoryHost:
+    file, line = files.where(name, default)
+
+    def problem(message: str, hint: str | None = None, var: str | None = None):
+        at = files.inline.get(name, {}).get(var or "", (None, file, line))
+        return InventoryProblem(message, at[2], hint, at[1])
+
+    named = tuple(g for g in groups if g not in ("all", "ungrouped"))
+    roles = tuple(dict.fromkeys(GROUP_ROLES[g] for g in named if g in GROUP_ROLES))
+    known = _known_ansible_vars()
+    for var in variables:
+        if (var.startswith("kubeforge_") and var not in KUBEFORGE_VARS) or \
+                (var.startswith("ansible_") and var not in known):
+            choices = KUBEFORGE_VARS if var.startswith("kubeforge_") else sorted(known)
+            close = difflib.get_close_matches(var, choices, n=1)
+            raise problem(f"unknown variable `{var}` for host `{name}`",
+                          f"did you mean `{close[0]}`?" if close else None, var)
+    host = InventoryHost(name, "", roles, tuple(sorted(variables.items())), named, file, line)
+    address = str(host.settings().get("address", name))
+    candidate = host.is_candidate
+    if candidate and not V.is_dns_subdomain(name):
+        raise problem(f"host name `{name}` is not a valid node name (DNS-1123: lower-case "
+                      "letters, digits, '-' and '.')", V.dns_hint(name))
+    if candidate and not _is_ip(address):
+        raise problem(f"host `{name}`: ansible_host `{address}` is not an IP address",
+                      "kubeforge needs each node's address", "ansible_host")
+    return InventoryHost(
+        name, address, roles, host.vars, named, file, line,
+        cpus=_cpus(variables.get("kubeforge_cpus"), name, problem),
+        memory_mib=_memory(variables.get("kubeforge_memory"), name, problem),
+        labels=_labels(variables.get("kubeforge_labels"), name, problem),
+        addresses=_addresses(variables.get("kubeforge_addresses"), address, name, problem))
+
+
+def _is_ip(text: str) -> bool:
     try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
-    except yaml.YAMLError as exc:
-        line = exc.problem_mark.line + 1 if getattr(exc, "problem_mark", None) else 1
-        raise InventoryProblem(f"inventory `{path}` is not valid YAML: {exc}", line) from None
-    if not isinstance(data, dict) or "all" not in data:
-        raise InventoryProblem(f"inventory `{path}` has no top-level `all` group",
-                               hint="use Ansible's YAML inventory format: all: {children: ...}")
-    groups: dict[str, _Group] = {}
-
-    def walk(name: str, body: Any, line: int) -> None:
-        group = groups.setdefault(name, _Group(line))
-        if body is None:
-            return
-        if not isinstance(body, dict):
-            raise InventoryProblem(f"group `{name}` must be a mapping", line)
-        for key in _plain(body):
-            if key not in GROUP_KEYS:
-                raise InventoryProblem(f"unknown key `{key}` in group `{name}`",
-                                       _lines(body).get(key, line),
-                                       "groups take `hosts`, `vars` and `children`")
-        gvars = body.get("vars") or {}
-        _check_vars(_plain(gvars), _lines(gvars), f"group `{name}`", line)
-        group.vars.update(_strip(_plain(gvars)))
-        hosts = body.get("hosts") or {}
-        for host, hvars in _plain(hosts).items():
-            hline = _lines(hosts).get(host, line)
-            hvars = hvars or {}
-            if not isinstance(hvars, dict):
-                raise InventoryProblem(f"host `{host}` must map to its variables", hline)
-            _check_vars(_plain(hvars), _lines(hvars), f"host `{host}`", hline)
-            group.hosts.setdefault(str(host), {}).update(_strip(_plain(hvars)))
-            group.host_lines.setdefault(str(host), hline)
-        children = body.get("children") or {}
-        for child, sub in _plain(children).items():
-            if child not in group.children:
-                group.children.append(child)
-            walk(child, sub, _lines(children).get(child, line))
-
-    walk("all", data["all"], _lines(data).get("all", 1))
-    return groups
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
-# ================================================================================ INI form
+def _cpus(value: Any, name: str, problem) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise problem(f"host `{name}`: kubeforge_cpus must be a whole number of CPUs, "
+                      f"not {value!r}", "e.g. kubeforge_cpus: 2", "kubeforge_cpus")
+    return value
 
-_SECTION = re.compile(r"^\[([^\]:]+)(?::(vars|children))?\]$")
 
-
-def _ini_value(raw: str) -> Any:
-    """INI values are YAML scalars (numbers, booleans) or quoted strings, as in Ansible."""
+def _memory(value: Any, name: str, problem) -> int | None:
+    if value is None:
+        return None
     try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return raw
-    return raw if value is None else value
+        if isinstance(value, bool) or not isinstance(value, str):
+            raise V.ValueProblem("not a quantity")
+        mib = V.memory_mib(_text_value(value))
+    except V.ValueProblem:
+        raise problem(f"host `{name}`: kubeforge_memory must be a quantity, not {value!r}",
+                      "e.g. kubeforge_memory: 4Gi", "kubeforge_memory") from None
+    if mib < 1:
+        raise problem(f"host `{name}`: kubeforge_memory {value} is less than 1Mi", None,
+                      "kubeforge_memory")
+    return mib
 
 
-def _ini_pairs(tokens: list[str], lineno: int) -> dict[str, Any]:
-    pairs: dict[str, Any] = {}
-    for token in tokens:
-        key, sep, raw = token.partition("=")
-        if not sep:
-            raise InventoryProblem(f"expected key=value, found `{token}`", lineno)
-        pairs[key] = _ini_value(raw)
-    return pairs
-
-
-def _parse_ini(text: str) -> dict[str, _Group]:
-    import shlex
-
-    groups: dict[str, _Group] = {"all": _Group(1)}
-    name, kind = "all", "hosts"  # hosts before any section belong to `all` (ungrouped)
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        section = _SECTION.match(line)
-        if section:
-            name, kind = section.group(1).strip(), section.group(2) or "hosts"
-            groups.setdefault(name, _Group(lineno))
-            if name != "all" and name not in groups["all"].children:
-                groups["all"].children.append(name)
-            continue
-        group = groups[name]
-        try:
-            tokens = shlex.split(line, comments=True)
-        except ValueError as exc:
-            raise InventoryProblem(f"cannot parse `{line}`: {exc}", lineno) from None
-        if kind == "vars":
-            values = _ini_pairs(tokens, lineno)
-            _check_vars(values, {}, f"group `{name}`", lineno)
-            group.vars.update(values)
-        elif kind == "children":
-            group.children.append(tokens[0])
-            groups.setdefault(tokens[0], _Group(lineno))
-        else:
-            host, values = tokens[0], _ini_pairs(tokens[1:], lineno)
-            _check_vars(values, {}, f"host `{host}`", lineno)
-            group.hosts.setdefault(host, {}).update(values)
-            group.host_lines.setdefault(host, lineno)
-    # A group named under [x:children] is listed under `all` only through its parent.
-    nested = {c for g, body in groups.items() if g != "all" for c in body.children}
-    groups["all"].children = [c for c in groups["all"].children if c not in nested]
-    return groups
-
-
-def _is_ini(text: str) -> bool:
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith(("#", ";")):
-            return line.startswith("[")
-    return False
-
-
-# ================================================================================ resolution
-
-
-def _resolve(groups: dict[str, _Group]) -> list[InventoryHost]:
-    """Hosts with roles from every enclosing kubeforge group and vars by group depth."""
-    found: dict[str, dict[str, Any]] = {}  # host -> {"roles", "line", "layers"}
-
-    def visit(name: str, ancestry: tuple[str, ...]) -> None:
-        if name in ancestry:
-            raise InventoryProblem(f"group `{name}` contains itself", groups[name].line)
-        group = groups.get(name) or _Group(1)
-        chain = (*ancestry, name)
-        for host, hvars in group.hosts.items():
-            entry = found.setdefault(host, {"roles": [], "line": group.host_lines[host],
-                                            "own": {}, "groups": {}})
-            for g in chain:
-                if g in GROUP_ROLES and GROUP_ROLES[g] not in entry["roles"]:
-                    entry["roles"].append(GROUP_ROLES[g])
-                entry["groups"].setdefault(g, len(chain) - chain.index(g))
-            entry["own"].update(hvars)
-        for child in group.children:
-            visit(child, chain)
-
-    visit("all", ())
+def _labels(value: Any, name: str, problem) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise problem(f"host `{name}`: kubeforge_labels must map label keys to values",
+                      "e.g. kubeforge_labels: {disk: ssd}", "kubeforge_labels")
     out = []
-    for host, entry in found.items():
-        if not entry["roles"]:
-            raise InventoryProblem(
-                f"host `{host}` is in none of the groups {', '.join(GROUP_ROLES)}", entry["line"])
-        inherited: dict[str, Any] = {}
-        # Outermost group first (largest distance from the host), so inner groups win.
-        for g, _ in sorted(entry["groups"].items(), key=lambda item: -item[1]):
-            inherited.update(groups[g].vars)
-        settings = {**inherited, **entry["own"]}
-        address = str(settings.get("ansible_host", host))
-        try:
-            ipaddress.ip_address(address)
-        except ValueError:
-            raise InventoryProblem(f"host `{host}`: ansible_host `{address}` is not an IP address",
-                                   entry["line"], "kubeforge needs each node's address") from None
-        out.append(InventoryHost(host, address, tuple(entry["roles"]),
-                                 tuple(sorted(entry["own"].items())), entry["line"],
-                                 tuple(sorted(inherited.items()))))
-    return out
+    for key, raw in value.items():
+        if isinstance(raw, (dict, list)) or raw is None:
+            raise problem(f"host `{name}`: label `{key}` needs a plain value", None,
+                          "kubeforge_labels")
+        # YAML's true is a boolean; a label value is the text `true`, never Python's `True`.
+        text = ("true" if raw else "false") if isinstance(raw, bool) else str(raw)
+        for message in (V.label_key_problem(str(key)), V.label_value_problem(text)):
+            if message:
+                raise problem(f"host `{name}`: {message}", None, "kubeforge_labels")
+        out.append((str(key), text))
+    return tuple(sorted(out))
 
 
-def load_inventory(path: Path) -> list[InventoryHost]:
-    """Hosts of the kubeforge groups, in file order; raises InventoryProblem."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InventoryProblem(f"cannot read inventory `{path}`: {exc.strerror}") from None
-    groups = _parse_ini(text) if _is_ini(text) else _parse_yaml(Path(path), text)
-    return _resolve(groups)
+def _addresses(value: Any, address: str, name: str, problem) -> tuple[str, ...]:
+    if value is None:
+        return (address,)
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(i, str) and _is_ip(i) for i in items):
+        raise problem(f"host `{name}`: kubeforge_addresses must list IP addresses",
+                      "e.g. kubeforge_addresses: [10.0.0.11, 'fd00::11']", "kubeforge_addresses")
+    return tuple(items)
+
+
+def _text_value(text: str):
+    """A literal as the language would hold it, for the shared value readers."""
+    from kubeforge.dsl.ast import Value
+    from kubeforge.dsl.diagnostics import NO_SPAN
+
+    return Value("UNITNUM", text, NO_SPAN)

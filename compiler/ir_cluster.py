@@ -6,8 +6,12 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Optional
 
+from kubeforge.compiler import hostport
 from kubeforge.compiler.ir_common import KV
 from kubeforge.dsl.diagnostics import NO_SPAN, Span
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 
@@ -21,7 +25,7 @@ class NodeTaint:
 @dataclass(frozen=True)
 class ClusterNode:
     name: str
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    address: IPAddress  # in the cluster's primary IP family (SSH, etcd, advertiseAddress)
     roles: tuple[str, ...]  # "control-plane", "worker", "etcd", "loadbalancer"
     span: Span = NO_SPAN
     cpus: Optional[int] = None
@@ -29,6 +33,12 @@ class ClusterNode:
     labels: KV = ()
     taints: tuple[NodeTaint, ...] = ()
     ssh_user: Optional[str] = None
+    secondary_address: Optional[IPAddress] = None  # dual-stack: the other family's address
+
+    @property
+    def addresses(self) -> tuple[IPAddress, ...]:
+        """Primary family first, as the kubelet's --node-ip wants them."""
+        return (self.address,) + ((self.secondary_address,) if self.secondary_address else ())
 
     @property
     def is_control_plane(self) -> bool:
@@ -50,7 +60,7 @@ class ClusterNode:
 @dataclass(frozen=True)
 class LoadBalancer:
     mode: str  # keepalived-haproxy | kube-vip | local-proxy | external
-    vip: Optional[ipaddress.IPv4Address] = None
+    vip: Optional[IPAddress] = None
     interface: Optional[str] = None
     port: int = 8443  # haproxy front port when co-located with an apiserver on 6443
     router_id: int = 51
@@ -82,9 +92,9 @@ class Cluster:
     span: Span
     endpoint_host: Optional[str]
     endpoint_port: int
-    pod_cidr: ipaddress.IPv4Network
-    service_cidr: ipaddress.IPv4Network
-    node_cidr: Optional[ipaddress.IPv4Network]
+    pod_cidr: IPNetwork  # the primary family's; dual-stack adds a secondary of the other
+    service_cidr: IPNetwork
+    node_cidr: Optional[IPNetwork]
     domain: str
     runtime: str
     cni: str
@@ -101,6 +111,32 @@ class Cluster:
     cgroups: str = "v2"  # v1: the hosts use cgroup v1, accepted on purpose (see docs)
     hosts: str = "machines"  # containers: the nodes are containers (kernel settings shared)
     cgroups_span: Span = NO_SPAN
+    secondary_pod_cidr: Optional[IPNetwork] = None
+    secondary_service_cidr: Optional[IPNetwork] = None
+    secondary_node_cidr: Optional[IPNetwork] = None
+
+    @property
+    def pod_cidrs(self) -> tuple[IPNetwork, ...]:
+        return (self.pod_cidr,) + ((self.secondary_pod_cidr,) if self.secondary_pod_cidr else ())
+
+    @property
+    def service_cidrs(self) -> tuple[IPNetwork, ...]:
+        return (self.service_cidr,) + (
+            (self.secondary_service_cidr,) if self.secondary_service_cidr else ())
+
+    @property
+    def node_cidrs(self) -> tuple[IPNetwork, ...]:
+        return tuple(n for n in (self.node_cidr, self.secondary_node_cidr) if n is not None)
+
+    @property
+    def ip_families(self) -> tuple[int, ...]:
+        """4 and/or 6, primary first: the service network's order (the API server's
+        advertise address and every default follow the first service CIDR)."""
+        return tuple(n.version for n in self.service_cidrs)
+
+    @property
+    def dual_stack(self) -> bool:
+        return len(self.ip_families) == 2
 
     @property
     def minor(self) -> int:
@@ -137,12 +173,19 @@ class Cluster:
         if host is None:
             first = self.first_control_plane
             host = str(first.address) if first else "127.0.0.1"
-        return f"{host}:{self.endpoint_port}"
+        return hostport.join(host, self.endpoint_port)
 
     @property
-    def kubernetes_service_ip(self) -> ipaddress.IPv4Address:
+    def endpoint_is_node_local(self) -> bool:
+        """local-proxy with a loopback endpoint: every node reaches the API through its own
+        proxy, so a node without one (a control plane that has not joined) must reach a
+        real API server some other way."""
+        return self.loadbalancer.mode == "local-proxy" and hostport.is_loopback(self.endpoint_host)
+
+    @property
+    def kubernetes_service_ip(self) -> IPAddress:
         return self.service_cidr.network_address + 1
 
     @property
-    def dns_service_ip(self) -> ipaddress.IPv4Address:
+    def dns_service_ip(self) -> IPAddress:
         return self.service_cidr.network_address + 10

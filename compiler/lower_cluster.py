@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 
+from kubeforge.compiler import hostport
 from kubeforge.compiler import values as V
 from kubeforge.compiler.context import Lowerer
-from kubeforge.compiler.inventory import InventoryProblem, load_inventory
-from kubeforge.compiler.ir import (Cluster, ClusterNode, Install, LoadBalancer, NodeTaint,
-                                   PkiSettings)
+from kubeforge.compiler.ir import Cluster, ClusterNode, Install, LoadBalancer, PkiSettings
+from kubeforge.compiler.lower_network import NetworkLowerer
+from kubeforge.compiler.lower_nodes import NodesLowerer
 from kubeforge.dsl.ast import Node, is_ip
 from kubeforge.dsl.diagnostics import Span
 
@@ -17,20 +18,28 @@ RUNTIMES = ("containerd", "cri-o")
 CNIS = ("calico", "flannel", "cilium", "none")
 ETCD_TOPOLOGIES = ("stacked", "external")
 LB_MODES = ("keepalived-haproxy", "kube-vip", "local-proxy", "external")
-PKI_ALGORITHMS = ("rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256")
-NODE_ROLES = ("control-plane", "worker", "etcd", "loadbalancer")
+PKI_ALGORITHMS = ("rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384")
+#: kubeadm's encryptionAlgorithm ECDSA-P384 exists from 1.34 on.
+P384_MINOR = 34
 INSTALL_METHODS = ("packages", "preinstalled", "bundle")
-TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 OSES = ("debian12", "ubuntu2204", "ubuntu2404")
 LB_DEPLOY = ("services", "static-pods")
 CGROUPS = ("v2", "v1")
 HOST_KINDS = ("machines", "containers")
 
-DEFAULT_PODS = ipaddress.ip_network("10.244.0.0/16")
-DEFAULT_SERVICES = ipaddress.ip_network("10.96.0.0/12")
+#: The spellings Go's strconv.ParseBool accepts, which is how components read feature gates.
+_GO_BOOLS = {**dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
+             **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False)}
 
 
 class ClusterLowerer(Lowerer):
+    def __init__(self, diags, base_dir) -> None:
+        super().__init__(diags, base_dir)
+        self.net = NetworkLowerer(diags, base_dir)
+        self.families: tuple[int, ...] = (4,)
+        self.endpoint_failed = False  # reported already: no "needs an endpoint" on top
+        self.algorithm_span: Span | None = None
+
     def lower(self, stmt: Node) -> Cluster | None:
         body = tuple(stmt.body or ())
         self.unique_stmts(body, "a cluster block")
@@ -39,7 +48,8 @@ class ClusterLowerer(Lowerer):
         by_kind: dict[str, Node] = {s.kind: s for s in body}
 
         version = self._version(by_kind.get("kubernetes"), stmt.span)
-        pods, services, nodes_net, domain = self._network(by_kind.get("network"))
+        networks = self.net.network(by_kind.get("network"), stmt.span)
+        self.families = tuple(n.version for n in networks.services)
         runtime = self._enum(by_kind.get("runtime"), RUNTIMES, "container runtime", "containerd")
         cni_stmt = by_kind.get("cni")
         cni = self._enum(cni_stmt, CNIS, "CNI plugin", "calico")
@@ -47,17 +57,15 @@ class ClusterLowerer(Lowerer):
             if cni_stmt is not None and cni_stmt.clause("cni_version") else None
         etcd = self._enum(by_kind.get("etcd"), ETCD_TOPOLOGIES, "etcd topology", "stacked")
         pki = self._pki(by_kind.get("pki"))
-        nodes = self._nodes(body, by_kind.get("nodes_from"), stmt.span)
+        nodes = NodesLowerer(self.diags, self.base_dir, self.net, self.families).nodes(
+            body, by_kind.get("nodes_from"), stmt.span, etcd)
         lb = self._loadbalancer(by_kind.get("loadbalancer"), nodes)
         endpoint_host, endpoint_port, endpoint_span = self._endpoint(by_kind.get("endpoint"), lb)
         install = self._install(by_kind.get("install"))
         ttl = 86400
         if "token_ttl" in by_kind:
             ttl = self.read(V.duration_seconds, by_kind["token_ttl"].value(), "E106") or ttl
-        gates = []
-        if "feature_gates" in by_kind:
-            for key, value in self.kv(by_kind["feature_gates"]):
-                gates.append((key, value == "true"))
+        gates = self._feature_gates(by_kind.get("feature_gates"))
         os_name = self._enum(by_kind.get("os"), OSES, "operating system", "debian12")
         cgroups_stmt = by_kind.get("cgroups")
         cgroups = self._enum(cgroups_stmt, CGROUPS, "cgroup version", "v2")
@@ -65,14 +73,26 @@ class ClusterLowerer(Lowerer):
         cluster = Cluster(
             # An invalid version is already reported; the other checks still run.
             name=name, version=version or "0.0.0", span=stmt.span, endpoint_host=endpoint_host,
-            endpoint_port=endpoint_port, pod_cidr=pods, service_cidr=services,
-            node_cidr=nodes_net, domain=domain, runtime=runtime, cni=cni, cni_version=cni_version,
+            endpoint_port=endpoint_port, pod_cidr=networks.pods[0],
+            service_cidr=networks.services[0],
+            node_cidr=_of_family(networks.nodes, self.families[0]),
+            secondary_pod_cidr=networks.pods[1] if len(networks.pods) > 1 else None,
+            secondary_service_cidr=networks.services[1] if len(networks.services) > 1 else None,
+            secondary_node_cidr=_of_family(networks.nodes, self.families[-1])
+            if len(self.families) > 1 else None,
+            domain=networks.domain, runtime=runtime, cni=cni, cni_version=cni_version,
             etcd=etcd, loadbalancer=lb, pki=pki, nodes=nodes, install=install,
-            token_ttl_seconds=ttl, feature_gates=tuple(sorted(gates)), os=os_name,
+            token_ttl_seconds=ttl, feature_gates=tuple(gates), os=os_name,
             endpoint_span=endpoint_span, cgroups=cgroups, hosts=hosts,
             cgroups_span=cgroups_stmt.span if cgroups_stmt is not None else stmt.span,
         )
+        self.net.check(cluster, networks)
         self._check(cluster, by_kind)
+        if version is not None and pki.algorithm == "ecdsa-p384" and cluster.minor < P384_MINOR:
+            self.error("E105", f"ecdsa-p384 needs Kubernetes 1.{P384_MINOR} or later (kubeadm's "
+                       f"encryptionAlgorithm ECDSA-P384); this cluster is {version}",
+                       self.algorithm_span or pki.span,
+                       f"use ecdsa-p256, or kubernetes \"1.{P384_MINOR}\" or later")
         return cluster if version is not None else None
 
     # -- pieces ---------------------------------------------------------------------------
@@ -80,6 +100,20 @@ class ClusterLowerer(Lowerer):
         if stmt is None:
             return default
         return self.choice(stmt.value(), choices, what) or default
+
+    def _feature_gates(self, stmt: Node | None) -> list[tuple[str, bool]]:
+        """`Gate = true|false`; components parse gates with Go's strconv.ParseBool, so a
+        quoted "true" is accepted too, and anything else is an error (never a silent false)."""
+        gates: dict[str, bool] = {}
+        for entry in (stmt.body or ()) if stmt else ():
+            key_v, val_v = entry.values()[0], entry.values()[1]
+            word = V.text(val_v)
+            if val_v.kind == "BOOL" or word in _GO_BOOLS:
+                gates[V.text(key_v)] = _GO_BOOLS[word]
+            else:
+                self.error("E105", f"feature gate `{V.text(key_v)}` must be true or false, "
+                           f"not `{word}`", val_v.span, f"write `{V.text(key_v)} = true`")
+        return sorted(gates.items())
 
     def _version(self, stmt: Node | None, span: Span) -> str | None:
         if stmt is None:
@@ -99,41 +133,6 @@ class ClusterLowerer(Lowerer):
             return None
         return text
 
-    def _network(self, stmt: Node | None):
-        pods, services, nodes_net, domain = DEFAULT_PODS, DEFAULT_SERVICES, None, "cluster.local"
-        if stmt is None:
-            return pods, services, nodes_net, domain
-        self.unique_stmts(stmt.body or (), "the network block")
-        for item in stmt.body or ():
-            if item.kind == "domain":
-                domain = str(item.value().py)
-                if not V.is_dns_subdomain(domain):
-                    self.error("E103", f"`{domain}` is not a DNS domain", item.value().span)
-                continue
-            net = self._cidr(item.value())
-            if net is None:
-                continue
-            if item.kind == "pods_cidr":
-                pods = net
-            elif item.kind == "services_cidr":
-                services = net
-            else:
-                nodes_net = net
-        return pods, services, nodes_net, domain
-
-    def _cidr(self, value) -> ipaddress.IPv4Network | None:
-        try:
-            return ipaddress.ip_network(value.text)
-        except ValueError:
-            try:
-                fixed = ipaddress.ip_network(value.text, strict=False)
-            except ValueError:
-                self.error("E110", f"`{value.text}` is not a valid CIDR", value.span)
-                return None
-            self.error("E110", f"`{value.text}` has host bits set", value.span,
-                       f"did you mean `{fixed}`?")
-            return None
-
     def _pki(self, stmt: Node | None) -> PkiSettings:
         if stmt is None:
             return PkiSettings()
@@ -142,92 +141,26 @@ class ClusterLowerer(Lowerer):
         for item in stmt.body or ():
             if item.kind == "algorithm":
                 algorithm = self.choice(item.value(), PKI_ALGORITHMS, "key algorithm") or algorithm
+                self.algorithm_span = item.value().span
             elif item.kind == "ca_validity":
                 ca_days = self.read(V.duration_days, item.value(), "E106") or ca_days
             elif item.kind == "cert_validity":
                 cert_days = self.read(V.duration_days, item.value(), "E106") or cert_days
             elif item.kind == "san":
-                sans.extend(str(v.py) for v in item.values())
+                sans.extend(self._san(v) for v in item.values())
         if cert_days > ca_days:
             self.error("E106", "certificates would outlive their CA", stmt.span,
                        "make cert_validity shorter than ca_validity")
         return PkiSettings(algorithm, ca_days, cert_days, tuple(sans), stmt.span)
 
-    def _nodes(self, body, from_stmt: Node | None, span: Span) -> tuple[ClusterNode, ...]:
-        nodes: list[ClusterNode] = []
-        inventory_failed = False
-        if from_stmt is not None:
-            value = from_stmt.value()
-            path = self.path(value)
-            try:
-                hosts = load_inventory(path)
-            except InventoryProblem as problem:
-                hint = problem.hint or ""
-                self.error("E118", f"{path}:{problem.line}: {problem}", value.span, hint or None)
-                hosts = []
-                inventory_failed = True
-            for host in hosts:
-                hvars = dict(host.vars)
-                labels = hvars.get("kubeforge_labels") or {}
-                nodes.append(ClusterNode(
-                    name=host.name, address=ipaddress.ip_address(host.address), roles=host.roles,
-                    span=value.span, cpus=hvars.get("kubeforge_cpus"),
-                    memory_mib=None, labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
-                    ssh_user=hvars.get("ansible_user")))
-        for stmt in body:
-            if stmt.kind == "node":
-                node = self._node(stmt)
-                if node is not None:
-                    nodes.append(node)
-        if not nodes and not inventory_failed:
-            self.error("E115", "the cluster has no nodes", span,
-                       'add `nodes from "inventory.yaml"` or `node NAME { address IP role ... }`')
-        return tuple(nodes)
-
-    def _node(self, stmt: Node) -> ClusterNode | None:
-        name = self.name(stmt.value(), "node", subdomain=True)
-        body = stmt.body or ()
-        self.unique_stmts(body, f"node `{name}`")
-        address, roles, cpus, memory, labels, taints, user = None, [], None, None, [], [], None
-        for item in body:
-            if item.kind == "address":
-                address = ipaddress.ip_address(item.value().text) if is_ip(item.value().text) else None
-                if address is None:
-                    self.error("E105", f"`{item.value().text}` is not an IP address", item.value().span)
-            elif item.kind == "node_role":
-                for v in item.values():
-                    role = self.choice(v, NODE_ROLES, "node role",
-                                       {"master": "control-plane", "controlplane": "control-plane"})
-                    if role and role not in roles:
-                        roles.append(role)
-            elif item.kind == "node_cpus":
-                cpus = int(item.value().text)
-            elif item.kind == "node_memory":
-                memory = self.read(V.memory_mib, item.value())
-            elif item.kind == "labels":
-                labels.extend(self.kv(item, labels=True))
-            elif item.kind == "taint":
-                taints.append(self._taint(item))
-            elif item.kind == "node_user":
-                user = str(item.value().py)
-        if address is None:
-            if not any(i.kind == "address" for i in body):
-                self.error("E115", f"node `{name}` needs an address", stmt.span,
-                           "add `address 192.0.2.10`")
-            return None
-        if not roles:
-            roles = ["worker"]
-        return ClusterNode(name, address, tuple(roles), stmt.span, cpus, memory, tuple(labels),
-                           tuple(t for t in taints if t), user)
-
-    def _taint(self, stmt: Node) -> NodeTaint | None:
-        key = str(stmt.values()[0].py)
-        value_clause = stmt.clause("toleration_value")
-        effect_clause = stmt.clause("toleration_effect")
-        effect = self.choice(effect_clause.value(), TAINT_EFFECTS, "taint effect") if effect_clause else None
-        if effect is None:
-            return None
-        return NodeTaint(key, str(value_clause.value().py) if value_clause else None, effect)
+    def _san(self, value) -> str:
+        """An IP address or a DNS name (wildcards allowed), as kubeadm's ValidateCertSANs
+        wants; DNS names are case-insensitive, so they are lower-cased as in `endpoint`."""
+        text = hostport.normalize_host(V.text(value))
+        if not (is_ip(text) or V.is_dns_subdomain(text.removeprefix("*."))):
+            self.error("E105", f"SAN `{V.text(value)}` is neither an IP address nor a DNS name",
+                       value.span, "e.g. `san \"api.example.com\" \"*.apps.example.com\" 10.0.0.100`")
+        return text
 
     def _loadbalancer(self, stmt: Node | None, nodes) -> LoadBalancer:
         if stmt is None:
@@ -277,21 +210,25 @@ class ClusterLowerer(Lowerer):
                 return "127.0.0.1", lb.port, lb.span
             return None, 6443, lb.span
         value = stmt.value()
-        text = str(value.py)
-        host, sep, port_text = text.rpartition(":")
-        if not sep or "]" in port_text:
-            host, port_text = text, ""
-        port = lb.port if lb.mode != "external" else 6443
-        if port_text:
-            if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-                self.error("E107", f"`{port_text}` is not a port", value.span)
-            else:
-                port = int(port_text)
-        host = host.strip("[]")
+        text = V.text(value)
+        try:
+            if "[" not in text and hostport.is_ipv6(text.strip()):
+                # `fd00::100:6443` is a valid address itself: a port must not be guessed.
+                raise hostport.HostPortError(
+                    f"`{text}` is an IPv6 address without brackets",
+                    f"an IPv6 endpoint needs brackets: \"[{text}]\" for the "
+                    "default port, or \"[fd00::100]:6443\" with one")
+            host, port = hostport.parse(text)
+        except hostport.HostPortError as problem:
+            self.error("E105", f"endpoint {problem}", value.span,
+                       problem.hint or 'write "host:port", e.g. "10.0.0.100:6443" or '
+                                       '"[fd00::100]:6443"')
+            self.endpoint_failed = True
+            return None, lb.port if lb.mode != "external" else 6443, value.span
         if not (is_ip(host) or V.is_dns_subdomain(host)):
             self.error("E105", f"endpoint host `{host}` is neither an IP address nor a DNS name",
                        value.span)
-        return host, port, value.span
+        return host, port or (lb.port if lb.mode != "external" else 6443), value.span
 
     def _install(self, stmt: Node | None) -> Install:
         if stmt is None:
@@ -314,19 +251,6 @@ class ClusterLowerer(Lowerer):
                       c.cgroups_span, "cgroup v1 support is deprecated upstream and will be "
                                       "removed; move the hosts to cgroup v2 (systemd "
                                       "`systemd.unified_cgroup_hierarchy=1`)")
-        net_stmt = by_kind.get("network")
-        net_span = net_stmt.span if net_stmt else c.span
-        nets = [("pod", c.pod_cidr), ("service", c.service_cidr)]
-        if c.node_cidr is not None:
-            nets.append(("node", c.node_cidr))
-        for i, (a_name, a) in enumerate(nets):
-            for b_name, b in nets[i + 1:]:
-                if a.overlaps(b):
-                    self.error("E110", f"the {a_name} network {a} overlaps the {b_name} network {b}",
-                               net_span, "give each network its own range")
-        if c.service_cidr.num_addresses < 16:
-            self.error("E110", f"service network {c.service_cidr} is too small", net_span)
-
         names: dict[str, ClusterNode] = {}
         addresses: dict[str, ClusterNode] = {}
         for node in c.nodes:
@@ -334,22 +258,20 @@ class ClusterLowerer(Lowerer):
                 self.error("E120", f"node `{node.name}` is declared twice", node.span,
                            f"first declared at line {names[node.name].span.line}")
             names.setdefault(node.name, node)
-            key = str(node.address)
-            if key in addresses and addresses[key].name != node.name:
-                self.error("E120", f"nodes `{addresses[key].name}` and `{node.name}` share "
-                           f"the address {key}", node.span)
-            addresses.setdefault(key, node)
-            for net_name, net in (("pod", c.pod_cidr), ("service", c.service_cidr)):
-                if node.address in net:
-                    self.error("E110", f"node `{node.name}` address {key} is inside the {net_name} "
-                               f"network {net}", node.span)
+            for address in node.addresses:
+                key = str(address)
+                if key in addresses and addresses[key].name != node.name:
+                    self.error("E120", f"nodes `{addresses[key].name}` and `{node.name}` share "
+                               f"the address {key}", node.span)
+                addresses.setdefault(key, node)
+        self.net.check_nodes(c)
 
         cps = c.control_planes
         if c.nodes and not cps:
             self.error("E115", "the cluster has no control-plane node", c.span,
                        "give at least one node `role control-plane`")
         endpoint_needed = len(cps) > 1
-        if endpoint_needed and c.endpoint_host is None:
+        if endpoint_needed and c.endpoint_host is None and not self.endpoint_failed:
             self.error("E111", f"a cluster with {len(cps)} control-plane nodes needs an endpoint",
                        c.span, 'add `endpoint "api.example.internal:6443"` or a load balancer VIP')
         members = c.etcd_nodes
@@ -362,28 +284,14 @@ class ClusterLowerer(Lowerer):
                        f"use {len(members) - 1} or {len(members) + 1} "
                        f"{'control-plane' if c.etcd == 'stacked' else 'etcd'} nodes")
 
-        subnet = c.node_cidr
-        first = cps[0] if cps else (c.nodes[0] if c.nodes else None)
-        if subnet is None and first is not None:
-            subnet = ipaddress.ip_network(f"{first.address}/24", strict=False)
         lb = c.loadbalancer
-        if subnet is not None:
-            assumed = "" if c.node_cidr else " (assumed /24; declare `network { nodes CIDR }`)"
-            for node in c.nodes:
-                if node.address not in subnet:
-                    self.error("E120", f"node `{node.name}` address {node.address} is outside the "
-                               f"nodes' subnet {subnet}{assumed}", node.span)
-            if lb.vip is not None:
-                if lb.vip not in subnet:
-                    self.error("E120", f"VIP {lb.vip} is outside the nodes' subnet {subnet}{assumed}",
-                               lb.span, "a VRRP or ARP VIP must be on the nodes' own network")
-                if str(lb.vip) in addresses:
-                    self.error("E120", f"VIP {lb.vip} is also the address of node "
-                               f"`{addresses[str(lb.vip)].name}`", lb.span)
+        if lb.vip is not None and str(lb.vip) in addresses:
+            self.error("E120", f"VIP {lb.vip} is also the address of node "
+                       f"`{addresses[str(lb.vip)].name}`", lb.span)
         if lb.vip is not None and c.endpoint_host is not None and is_ip(c.endpoint_host) \
-                and c.endpoint_host != str(lb.vip):
+                and ipaddress.ip_address(c.endpoint_host) != lb.vip:
             self.error("E121", f"endpoint {c.endpoint_host} is not the load balancer VIP {lb.vip}",
-                       c.endpoint_span, f"use `endpoint \"{lb.vip}:{lb.port}\"` or a DNS name "
+                       c.endpoint_span, f"use `endpoint \"{hostport.join(lb.vip, lb.port)}\"` or a DNS name "
                        "that resolves to the VIP")
         if lb.mode in ("keepalived-haproxy", "local-proxy") and c.endpoint_port != lb.port:
             self.error("E121", f"endpoint port {c.endpoint_port} is not the load balancer port "
@@ -398,3 +306,7 @@ class ClusterLowerer(Lowerer):
             self.warn("W101", f"the endpoint is the address of node "
                       f"`{addresses[c.endpoint_host].name}`: losing it loses the API",
                       c.endpoint_span, "use a VIP or a load-balanced DNS name")
+
+
+def _of_family(nets, family: int):
+    return next((n for n in nets if n.version == family), None)

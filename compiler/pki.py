@@ -61,6 +61,17 @@ def generate_key(algorithm: str) -> PrivateKey:
                          f"(supported: {', '.join(ALGORITHMS)})")
 
 
+def key_algorithm(public_key) -> str:
+    """The `pki { algorithm }` word for a public key (``rsa-2048``, ``ecdsa-p256``, ...)."""
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return f"rsa-{public_key.key_size}"
+    for name, curve in _CURVES.items():
+        if isinstance(public_key, ec.EllipticCurvePublicKey) and isinstance(public_key.curve,
+                                                                            curve):
+            return name
+    return type(public_key).__name__
+
+
 def key_matches_algorithm(public_key, algorithm: str) -> bool:
     if isinstance(public_key, rsa.RSAPublicKey):
         return algorithm == f"rsa-{public_key.key_size}"
@@ -454,7 +465,7 @@ def apiserver_sans(cluster: Cluster, node: ClusterNode) -> tuple[tuple[str, ...]
     """Section 1.3: (DNS names sorted, IPs in kubeadm's order)."""
     dns = [node.name, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
            f"kubernetes.default.svc.{cluster.domain}"]
-    ips = [str(cluster.kubernetes_service_ip), str(node.address)]
+    ips = [str(cluster.kubernetes_service_ip), *map(str, node.addresses)]
     extra_dns, extra_ips = _split_sans([endpoint_host(cluster), *apiserver_extra_sans(cluster)])
     return tuple(sorted(set(dns + extra_dns))), _unique(ips + extra_ips)
 

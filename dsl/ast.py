@@ -27,7 +27,10 @@ class Value:
 
     @property
     def py(self) -> object:
-        """The literal as a Python value (strings unquoted, numbers as int)."""
+        """The literal as a Python value (strings unquoted, numbers as int, booleans as bool).
+
+        Never ``str()`` this for a string-valued position: ``str(True)`` is ``True``, which no
+        Kubernetes component reads as a boolean. ``str(value)`` (``values.text``) is the text."""
         if self.kind == "STRING":
             return unquote(self.text)
         if self.kind == "INT":
@@ -37,8 +40,9 @@ class Value:
         return self.text
 
     def __str__(self) -> str:
-        value = self.py
-        return value if isinstance(value, str) else self.text
+        """The literal as a string-valued position stores it: strings unquoted, every other
+        literal exactly as written (`true` stays `true`, `007` stays `007`)."""
+        return unquote(self.text) if self.kind == "STRING" else self.text
 
 
 Arg = Union[Value, "Node"]

@@ -111,7 +111,7 @@ def compile(file: Path, out_dir: Path, state_dir: Path | None, strict: bool, as_
                                "files": sorted(a.path for a in result.artifacts)},
                               indent=2, sort_keys=True))
     else:
-        _print_warnings(result.warnings)
+        _print_warnings(result.warnings, result.sources)
         click.echo(f"wrote {len(result.artifacts)} files to {result.root}", err=True)
 
 

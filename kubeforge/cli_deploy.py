@@ -22,9 +22,9 @@ TARGETS = ("ssh", "ansible")
 def _common(fn):
     options = [
         click.argument("file", type=click.Path(dir_okay=False, path_type=Path)),
-        click.option("-i", "--inventory", required=True,
-                     type=click.Path(dir_okay=False, path_type=Path),
-                     help="Ansible inventory (YAML or INI) with every node of the cluster."),
+        click.option("-i", "--inventory", required=True, type=click.Path(path_type=Path),
+                     help="Ansible inventory (YAML, INI or a directory of them, read as "
+                          "Ansible reads it) with every node of the cluster."),
         click.option("-o", "--build-dir", default=Path("build"), show_default=True,
                      type=click.Path(file_okay=False, path_type=Path),
                      help="Where the file is compiled first."),

@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from kubeforge.compiler import hostport
 from kubeforge.targets.vagrant import PROVIDERS
 
 _file = click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -120,6 +121,7 @@ def inventory_cmd(file: Path, output: Path | None, known_hosts: Path | None,
         machines = require_running(root, cluster)
         endpoints = write_inventory(root, cluster, machines, inventory, known)
     for name, endpoint in endpoints.items():
-        console.print(f"{name}: {endpoint.user}@{endpoint.host}:{endpoint.port}", markup=False)
+        console.print(f"{name}: {endpoint.user}@{hostport.join(endpoint.host, endpoint.port)}",
+                      markup=False)
     console.print(f"wrote {inventory} and {known}; next: kubeforge apply {file} -i {inventory} "
                   f"--known-hosts {known}", markup=False, soft_wrap=True)

@@ -12,7 +12,7 @@ from rich.console import Console
 
 @click.command("verify")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-i", "--inventory", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("-i", "--inventory", required=True, type=click.Path(path_type=Path),
               help="Ansible inventory with every node of the cluster.")
 @click.option("-o", "--build-dir", default=Path("build"), show_default=True,
               type=click.Path(file_okay=False, path_type=Path),

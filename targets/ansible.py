@@ -34,6 +34,7 @@ from typing import Any, Iterator
 import yaml
 from rich.console import Console
 
+from kubeforge.compiler import hostport
 from kubeforge.compiler.artifacts import write_atomic
 from kubeforge.compiler.emit.ansible import step_id_of
 from kubeforge.compiler.plan import Command, Step
@@ -59,7 +60,7 @@ def runtime_inventory(hosts: dict[str, HostSpec], options: SshOptions) -> dict[s
                 "-o", f"ConnectTimeout={int(options.connect_timeout)}"]
     if options.jump is not None:
         j = options.jump
-        ssh_args += ["-o", f"ProxyJump={j.user}@{j.address}:{j.port}"]
+        ssh_args += ["-o", f"ProxyJump={j.user}@{hostport.join(j.address, j.port)}"]
     out: dict[str, Any] = {}
     for name, h in hosts.items():
         hv: dict[str, Any] = {"ansible_host": h.address, "ansible_port": h.port,

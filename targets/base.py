@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from kubeforge.compiler import hostport
 from kubeforge.compiler.inventory import InventoryHost
 from kubeforge.errors import KubeforgeError
 
@@ -52,12 +53,12 @@ class HostSpec:
     @classmethod
     def from_inventory(cls, host: InventoryHost) -> "HostSpec":
         s = host.settings()
-        key = s.get("ansible_ssh_private_key_file")
-        return cls(name=host.name, address=host.address, port=int(s.get("ansible_port", 22)),
-                   user=str(s.get("ansible_user", "root")),
+        key = s.get("key_file")
+        return cls(name=host.name, address=host.address, port=int(s.get("port", 22)),
+                   user=str(s.get("user", "root")),
                    key_file=str(Path(str(key)).expanduser()) if key else None,
-                   become=bool(s.get("ansible_become", False)),
-                   become_user=str(s.get("ansible_become_user", "root")))
+                   become=bool(s.get("become", False)),
+                   become_user=str(s.get("become_user", "root")))
 
 
 @dataclass(frozen=True)
@@ -96,18 +97,13 @@ class JumpHost:
 
     @classmethod
     def parse(cls, text: str) -> "JumpHost":
-        """``[user@]host[:port]``, as ssh's ProxyJump takes it."""
+        """``[user@]host[:port]``, as ssh's ProxyJump takes it (``[ipv6]:port``)."""
         user, _, rest = text.rpartition("@")
-        host, port = rest, 22
-        if rest.startswith("["):  # [v6::addr]:port
-            host, _, tail = rest[1:].partition("]")
-            port = int(tail[1:]) if tail.startswith(":") else 22
-        elif rest.count(":") == 1:
-            host, _, p = rest.partition(":")
-            port = int(p)
-        if not host:
-            raise ValueError(f"jump host `{text}` names no host")
-        return cls(user or "root", host, port)
+        try:
+            host, port = hostport.parse(rest)
+        except hostport.HostPortError as exc:
+            raise ValueError(f"jump host `{text}`: {exc}") from None
+        return cls(user or "root", host, port or 22)
 
 
 @dataclass(frozen=True)

@@ -53,10 +53,10 @@ class Deployment:
 
 def map_hosts(plan: Plan, inventory: Path) -> dict[str, HostSpec]:
     try:
-        hosts = load_inventory(inventory)
+        hosts = load_inventory(inventory).candidates  # a bastion host is not a node
     except InventoryProblem as problem:
         hint = f" ({problem.hint})" if problem.hint else ""
-        raise UsageError(f"{inventory}:{problem.line}: {problem}{hint}") from None
+        raise UsageError(f"{problem.path or inventory}:{problem.line}: {problem}{hint}") from None
     by_name = {h.name: h for h in hosts}
     planned = [h.name for h in plan.hosts]
     missing = [n for n in planned if n not in by_name]
@@ -75,7 +75,7 @@ def map_hosts(plan: Plan, inventory: Path) -> dict[str, HostSpec]:
 def prepare(source: Path, inventory: Path, build_dir: Path,
             state_dir: Path | None = None) -> Deployment:
     """Compile ``source`` into ``build_dir`` and pair its plan with ``inventory``."""
-    if not Path(inventory).is_file():
+    if not Path(inventory).exists():  # a file or a directory of inventories
         raise UsageError(f"inventory {inventory} does not exist")
     result = compile_file(source, build_dir, state_dir=state_dir)
     plan = Plan.from_json((result.root / "plan.json").read_text())

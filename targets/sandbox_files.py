@@ -14,6 +14,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kubeforge.compiler.artifacts import write_atomic
+from kubeforge.targets import known_hosts
 
 KEY_NAME = "id_ed25519"
 
@@ -51,12 +52,8 @@ def authorized_keys_tar(public_line: str) -> bytes:
 
 def known_hosts_text(host_keys: dict[str, list[str]]) -> str:
     """known_hosts lines, address first, from each host's own public key files."""
-    lines = []
-    for address, keys in host_keys.items():
-        for key in keys:
-            kind, blob = key.split()[:2]
-            lines.append(f"{address} {kind} {blob}")
-    return "\n".join(lines) + "\n"
+    return known_hosts.entries_text((address, known_hosts.public_key(*key.split()[:2]))
+                                    for address, keys in host_keys.items() for key in keys)
 
 
 def inventory_text(hosts, key_path: Path) -> str:

@@ -19,6 +19,8 @@ import time
 
 import paramiko
 
+from kubeforge.compiler import hostport
+from kubeforge.targets import known_hosts
 from kubeforge.targets.base import (CommandOutput, ConnectionLost, HostSpec, SshOptions, StepTimeout, TargetError)
 
 #: Extra seconds we wait beyond a step's timeout for the remote ``timeout`` to report.
@@ -29,10 +31,6 @@ def fingerprint(key: paramiko.PKey) -> str:
     """OpenSSH's form: SHA256:<unpadded base64>."""
     digest = hashlib.sha256(key.asbytes()).digest()
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
-
-
-def _known_name(address: str, port: int) -> str:
-    return address if port == 22 else f"[{address}]:{port}"
 
 
 class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
@@ -51,9 +49,7 @@ class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
                 f"{self.label}: host key {key.get_name()} {fingerprint(key)} is not in {path}; "
                 "add it (ssh-keyscan) or pass --trust-on-first-use to record it")
         with self.lock:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with open(path, "a", encoding="ascii") as fh:
-                fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+            known_hosts.append(path, hostname, key)  # paramiko names it [host]:port already
         client.get_host_keys().add(hostname, key.get_name(), key)
 
 
@@ -137,6 +133,14 @@ class SshTarget:
                 client.load_host_keys(str(path))
             except (OSError, paramiko.SSHException) as exc:
                 raise TargetError(f"cannot read known_hosts {path}: {exc}") from None
+            except paramiko.hostkeys.InvalidHostKey as exc:
+                # paramiko reads no @cert-authority/@revoked lines; say so rather than crash.
+                line = next((n for n, text in enumerate(path.read_text().splitlines(), 1)
+                             if text.strip() == exc.line), "?")
+                raise TargetError(f"known_hosts {path} line {line}: paramiko cannot read "
+                                  f"`{exc.line[:60]}` (markers such as @cert-authority are not "
+                                  "supported); give kubeforge its own file with --known-hosts"
+                                  ) from None
         client.set_missing_host_key_policy(_HostKeyPolicy(self.options, self._lock, label))
         return client
 
@@ -150,7 +154,7 @@ class SshTarget:
                            auth_timeout=self.options.connect_timeout, sock=sock)
         except paramiko.BadHostKeyException as exc:
             raise TargetError(
-                f"{label}: host key mismatch for {_known_name(address, port)}: it offers "
+                f"{label}: host key mismatch for {known_hosts.known_name(address, port)}: it offers "
                 f"{exc.key.get_name()} {fingerprint(exc.key)} but {self.options.known_hosts} "
                 f"expects {fingerprint(exc.expected_key)}. Refusing to connect: the host was "
                 "reinstalled or someone is in the way; check, then remove the old line "
@@ -160,7 +164,7 @@ class SshTarget:
         except TargetError:
             raise
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise TargetError(f"{label}: cannot connect to {address}:{port}: "
+            raise TargetError(f"{label}: cannot connect to {hostport.join(address, port)}: "
                               f"{exc or type(exc).__name__}") from None
         transport = client.get_transport()
         if transport is not None:
@@ -182,7 +186,7 @@ class SshTarget:
             except (paramiko.SSHException, OSError) as exc:
                 jump_client.close()
                 raise TargetError(f"{host.name}: jump host {jump.address} cannot reach "
-                                  f"{host.address}:{host.port}: {exc}") from None
+                                  f"{hostport.join(host.address, host.port)}: {exc}") from None
         client = self._client(host.name)
         try:
             self._connect(client, host.name, host.address, host.port, host.user, host.key_file,

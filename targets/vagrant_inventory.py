@@ -14,8 +14,6 @@ and libvirt machines are reached where ``vagrant ssh-config`` says (a forwarded 
 
 from __future__ import annotations
 
-import base64
-import binascii
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +22,9 @@ import paramiko
 import yaml
 
 from kubeforge.compiler.artifacts import write_atomic
-from kubeforge.compiler.inventory import GROUP_ROLES
+from kubeforge.compiler.inventory import inventory_groups
 from kubeforge.compiler.ir import Cluster
+from kubeforge.targets import known_hosts
 from kubeforge.targets.vagrant import QUERY_TIMEOUT, Machine, VagrantError, vagrant
 
 HOST_KEY_FILES = "cat /etc/ssh/ssh_host_*_key.pub"
@@ -41,7 +40,7 @@ class Endpoint:
     @property
     def known_name(self) -> str:
         """How OpenSSH and paramiko name the host in known_hosts."""
-        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+        return known_hosts.known_name(self.host, self.port)
 
 
 def ssh_endpoints(text: str, names: list[str]) -> dict[str, Endpoint]:
@@ -65,9 +64,9 @@ def parse_host_keys(name: str, text: str) -> list[str]:
         if len(words) < 2 or not words[0].startswith(("ssh-", "ecdsa-")):
             continue
         try:
-            paramiko.PKey.from_type_string(words[0], base64.b64decode(words[1]))
-        except (ValueError, binascii.Error, paramiko.SSHException) as err:
-            raise VagrantError(f"{name}: unreadable host key {words[0]}: {err}") from None
+            known_hosts.public_key(words[0], words[1])
+        except known_hosts.HostKeyError as err:
+            raise VagrantError(f"{name}: {err}") from None
         keys.append(f"{words[0]} {words[1]}")
     if not keys:
         raise VagrantError(f"{name}: no SSH host keys in /etc/ssh/ssh_host_*_key.pub")
@@ -99,8 +98,9 @@ def endpoints_for(cluster: Cluster, machines: list[Machine],
 
 
 def known_hosts_text(endpoints: dict[str, Endpoint], keys: dict[str, list[str]]) -> str:
-    lines = [f"{endpoints[name].known_name} {key}" for name in endpoints for key in keys[name]]
-    return "\n".join(lines) + "\n"
+    return known_hosts.entries_text(
+        (endpoints[name].known_name, known_hosts.public_key(*key.split()[:2]))
+        for name in endpoints for key in keys[name])
 
 
 def inventory_text(cluster: Cluster, endpoints: dict[str, Endpoint], known_hosts: Path) -> str:
@@ -113,11 +113,7 @@ def inventory_text(cluster: Cluster, endpoints: dict[str, Endpoint], known_hosts
                             "ansible_ssh_private_key_file": e.key_file}
         if e.user != "root":
             hosts[node.name]["ansible_become"] = True
-    children = {}
-    for group, role in GROUP_ROLES.items():
-        members = [n.name for n in cluster.nodes if role in n.roles]
-        if members:
-            children[group] = {"hosts": {name: None for name in members}}
+    children = inventory_groups([(n.name, n.roles, None) for n in cluster.nodes])
     doc = {"all": {
         "vars": {"ansible_ssh_common_args": f"-o UserKnownHostsFile={known_hosts} "
                                             "-o StrictHostKeyChecking=yes"},

@@ -39,12 +39,10 @@ from typing import Any
 import yaml
 
 from kubeforge.compiler.artifacts import Artifact, BuildContext
+from kubeforge.compiler.inventory import inventory_groups
 from kubeforge.compiler.plan import Command, Plan, PlanError, Service, Step, Upload
 
 ROOT = "ansible"
-#: Inventory groups of the design card, by plan role.
-GROUPS = (("control_plane", "control-plane"), ("workers", "worker"), ("etcd", "etcd"),
-          ("loadbalancers", "loadbalancer"))
 #: What ansible-lint (and a reader) treats as needing a shell rather than ``command``.
 _SHELL_SYNTAX = re.compile(r"[|&;<>()$`\\\"'*?\[\]#~=%{}\n]")
 _EXISTS_PROBE = re.compile(r"test -[ef] (/[\w./-]+)")
@@ -252,12 +250,8 @@ def _directories(host: str, play: str, steps: list[Step]) -> list[dict[str, Any]
 def inventory(plan: Plan) -> dict[str, Any]:
     """The plan's hosts in the design's groups; how to reach them (user, key, known_hosts)
     comes from the inventory given to ``kubeforge apply``."""
-    children = {}
-    for group, role in GROUPS:
-        hosts = {h.name: {"ansible_host": h.address} for h in plan.hosts if role in h.roles}
-        if hosts:
-            children[group] = {"hosts": hosts}
-    return {"all": {"children": children}}
+    return {"all": {"children": inventory_groups(
+        [(h.name, h.roles, {"ansible_host": h.address}) for h in plan.hosts])}}
 
 
 def playbook(plan: Plan) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:

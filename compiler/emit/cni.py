@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kubeforge.compiler import hostport
 from kubeforge.compiler.artifacts import Artifact, BuildContext, node_file
 from kubeforge.compiler.emit.kubeadm import kubernetes_nodes
 from kubeforge.compiler.emit.render import dump_yaml_documents
@@ -43,8 +44,18 @@ def conflist() -> str:
 
 
 def net_conf(cluster: Cluster) -> str:
-    return json.dumps({"Network": str(cluster.pod_cidr), "Backend": {"Type": "vxlan"}},
-                      indent=2) + "\n"
+    """flannel's network, per IP family (its dual-stack keys: EnableIPv6, IPv6Network)."""
+    by_family = {n.version: str(n) for n in cluster.pod_cidrs}
+    conf: dict[str, Any] = {}
+    if 4 in by_family:
+        conf["Network"] = by_family[4]
+    else:
+        conf["EnableIPv4"] = False
+    if 6 in by_family:
+        conf["EnableIPv6"] = True
+        conf["IPv6Network"] = by_family[6]
+    conf["Backend"] = {"Type": "vxlan"}
+    return json.dumps(conf, indent=2) + "\n"
 
 
 def _env(name: str, value: str | None = None, field: str | None = None) -> dict[str, Any]:
@@ -55,7 +66,7 @@ def _env(name: str, value: str | None = None, field: str | None = None) -> dict[
 
 def flannel_documents(cluster: Cluster, image: str) -> list[dict[str, Any]]:
     meta = {"name": "flannel", "namespace": NAMESPACE}
-    host, port = cluster.endpoint.rsplit(":", 1)
+    host, port = hostport.parse(cluster.endpoint)
     pod = {
         "metadata": {"labels": LABELS},
         "spec": {
@@ -74,8 +85,8 @@ def flannel_documents(cluster: Cluster, image: str) -> list[dict[str, Any]]:
                 "env": [_env("POD_NAME", field="metadata.name"),
                         _env("POD_NAMESPACE", field="metadata.namespace"),
                         _env("POD_IP", field="status.podIP"),
-                        _env("KUBERNETES_SERVICE_HOST", host.strip("[]")),
-                        _env("KUBERNETES_SERVICE_PORT", port),
+                        _env("KUBERNETES_SERVICE_HOST", host),
+                        _env("KUBERNETES_SERVICE_PORT", str(port)),
                         _env("EVENT_QUEUE_DEPTH", "5000")],
                 "resources": {"requests": {"cpu": "100m", "memory": "50Mi"}},
                 "securityContext": {"privileged": False,

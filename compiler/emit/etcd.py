@@ -23,7 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kubeforge.compiler.artifacts import Artifact, BuildContext, node_file
-from kubeforge.compiler.emit.kubeadm import PKI_DIR, url_host
+from kubeforge.compiler import hostport
+from kubeforge.compiler.emit.kubeadm import PKI_DIR
 from kubeforge.compiler.emit.render import render_template
 from kubeforge.compiler.ir import Cluster, ClusterNode
 
@@ -47,11 +48,11 @@ class EtcdPlan:
 
 
 def peer_url(node: ClusterNode) -> str:
-    return f"https://{url_host(node)}:{PEER_PORT}"
+    return hostport.https_url(node.address, PEER_PORT)
 
 
 def client_url(node: ClusterNode) -> str:
-    return f"https://{url_host(node)}:{CLIENT_PORT}"
+    return hostport.https_url(node.address, CLIENT_PORT)
 
 
 def tls_flags() -> list[tuple[str, str]]:
@@ -79,9 +80,9 @@ def member_flags(cluster: Cluster, node: ClusterNode) -> list[tuple[str, str]]:
     else:
         index = members.index(node)
         initial, state = members[:index + 1], "new" if index == 0 else "existing"
-        loopback = "[::1]" if node.address.version == 6 else "127.0.0.1"
-        listen_client = f"https://{loopback}:{CLIENT_PORT},{client_url(node)}"
-        extra = [("listen-metrics-urls", f"http://{loopback}:{METRICS_PORT}")]
+        loopback = "::1" if node.address.version == 6 else "127.0.0.1"
+        listen_client = f"{hostport.https_url(loopback, CLIENT_PORT)},{client_url(node)}"
+        extra = [("listen-metrics-urls", f"http://{hostport.join(loopback, METRICS_PORT)}")]
     return [
         ("name", node.name),
         ("data-dir", DATA_DIR),

@@ -23,6 +23,16 @@ SYSCTLS = (
     ("net.bridge.bridge-nf-call-iptables", "1"),
     ("net.ipv4.ip_forward", "1"),
 )
+#: With IPv6 in use kubeadm preflight also checks /proc/sys/net/ipv6/conf/default/forwarding;
+#: `all` turns forwarding on for the interfaces that exist already.
+IPV6_SYSCTLS = (
+    ("net.ipv6.conf.all.forwarding", "1"),
+    ("net.ipv6.conf.default.forwarding", "1"),
+)
+
+
+def sysctls(cluster: Cluster) -> tuple[tuple[str, str], ...]:
+    return SYSCTLS + (IPV6_SYSCTLS if 6 in cluster.ip_families else ())
 
 #: kubeadm's ``constants.PauseVersion`` per minor; the runtime's sandbox image must match it
 #: or kubeadm warns and the kubelet pulls a second pause image.
@@ -85,7 +95,7 @@ def node_files(cluster: Cluster) -> list[tuple[str, str]]:
         ("/etc/modules-load.d/k8s.conf",
          render_template("modules-load-k8s.conf.j2", cluster=cluster.name, modules=MODULES)),
         ("/etc/sysctl.d/99-kubernetes.conf",
-         render_template("sysctl-k8s.conf.j2", cluster=cluster.name, settings=SYSCTLS)),
+         render_template("sysctl-k8s.conf.j2", cluster=cluster.name, settings=sysctls(cluster))),
         *runtime_files(cluster),
         ("/etc/crictl.yaml", dump_yaml({"runtime-endpoint": socket, "image-endpoint": socket,
                                         "timeout": 10})),

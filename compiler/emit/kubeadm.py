@@ -23,7 +23,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from kubeforge.compiler import hostport
 from kubeforge.compiler.artifacts import Artifact, BuildContext, node_file
+from kubeforge.compiler.emit.kubeconfig import (first_api_server_url,
+                                               joins_through_first_control_plane,
+                                               render_token_kubeconfig)
 from kubeforge.compiler.emit.render import dump_yaml_documents, go_duration
 from kubeforge.compiler.ir import Cluster, ClusterNode
 from kubeforge.compiler.state import StateDir
@@ -31,6 +35,7 @@ from kubeforge.compiler.state import StateDir
 KUBEADM_DIR = "/etc/kubernetes/kubeadm"
 INIT_PATH = f"{KUBEADM_DIR}/init.yaml"
 JOIN_PATH = f"{KUBEADM_DIR}/join.yaml"
+DISCOVERY_PATH = f"{KUBEADM_DIR}/discovery.conf"
 
 PKI_DIR = "/etc/kubernetes/pki"
 API_SERVER_PORT = 6443  # localAPIEndpoint.bindPort on every control plane
@@ -68,6 +73,10 @@ def kubeadm_api_version(cluster: Cluster) -> str:
 
 def is_v1beta4(cluster: Cluster) -> bool:
     return cluster.minor >= 31
+
+
+def cidr_list(cidrs: Iterable[object]) -> str:
+    return ",".join(map(str, cidrs))
 
 
 def cri_socket(cluster: Cluster) -> str:
@@ -112,7 +121,8 @@ def node_taints(node: ClusterNode) -> list[dict[str, str]]:
 
 
 def node_registration(cluster: Cluster, node: ClusterNode) -> dict[str, Any]:
-    flags = [("node-ip", str(node.address))]
+    # Dual-stack: both addresses, the cluster's primary family first (kubelet --node-ip).
+    flags = [("node-ip", ",".join(map(str, node.addresses)))]
     labels = [f"{k}={v}" for k, v in node.labels if kubelet_may_set_label(k)]
     if labels:
         flags.append(("node-labels", ",".join(labels)))
@@ -150,16 +160,12 @@ def init_configuration(cluster: Cluster, node: ClusterNode, token: str) -> dict[
 def etcd_section(cluster: Cluster) -> dict[str, Any]:
     if cluster.etcd == "external":
         return {"external": {
-            "endpoints": [f"https://{url_host(n)}:2379" for n in cluster.etcd_nodes],
+            "endpoints": [hostport.https_url(n.address, 2379) for n in cluster.etcd_nodes],
             "caFile": f"{PKI_DIR}/etcd/ca.crt",
             "certFile": f"{PKI_DIR}/apiserver-etcd-client.crt",
             "keyFile": f"{PKI_DIR}/apiserver-etcd-client.key",
         }}
     return {"local": {"dataDir": "/var/lib/etcd"}}
-
-
-def url_host(node: ClusterNode) -> str:
-    return f"[{node.address}]" if node.address.version == 6 else str(node.address)
 
 
 def cluster_configuration(cluster: Cluster, cert_sans: Iterable[str]) -> dict[str, Any]:
@@ -173,8 +179,9 @@ def cluster_configuration(cluster: Cluster, cert_sans: Iterable[str]) -> dict[st
         "certificatesDir": PKI_DIR,
         "imageRepository": IMAGE_REPOSITORY,
         "networking": {
-            "podSubnet": str(cluster.pod_cidr),
-            "serviceSubnet": str(cluster.service_cidr),
+            # kubeadm's dual-stack form: one CIDR per family, comma-separated, primary first.
+            "podSubnet": cidr_list(cluster.pod_cidrs),
+            "serviceSubnet": cidr_list(cluster.service_cidrs),
             "dnsDomain": cluster.domain,
         },
         "apiServer": {"certSANs": list(cert_sans)},
@@ -226,7 +233,8 @@ def kube_proxy_configuration(cluster: Cluster) -> dict[str, Any]:
         "kind": "KubeProxyConfiguration",
         # iptables: IPVS needs kernel modules that are not everywhere (reference 4.2).
         "mode": "iptables",
-        "clusterCIDR": str(cluster.pod_cidr),
+        # kubeadm defaults clusterCIDR to networking.podSubnet and warns on anything else.
+        "clusterCIDR": cidr_list(cluster.pod_cidrs),
     }
     if cluster.hosts == "containers":
         # The conntrack table size and its TCP timeouts are machine-wide kernel settings a
@@ -240,15 +248,21 @@ def kube_proxy_configuration(cluster: Cluster) -> dict[str, Any]:
 
 def join_configuration(cluster: Cluster, node: ClusterNode, token: str,
                        ca_cert_hash: str) -> dict[str, Any]:
+    if joins_through_first_control_plane(cluster, node):
+        # The file pins the CA itself (it embeds it), so no caCertHashes are needed.
+        discovery: dict[str, Any] = {"file": {"kubeConfigPath": DISCOVERY_PATH},
+                                     "tlsBootstrapToken": token}
+    else:
+        discovery = {"bootstrapToken": {
+            "apiServerEndpoint": cluster.endpoint,
+            "token": token,
+            "caCertHashes": [ca_cert_hash],
+        }}
     doc: dict[str, Any] = {
         "apiVersion": kubeadm_api_version(cluster),
         "kind": "JoinConfiguration",
         "nodeRegistration": node_registration(cluster, node),
-        "discovery": {"bootstrapToken": {
-            "apiServerEndpoint": cluster.endpoint,
-            "token": token,
-            "caCertHashes": [ca_cert_hash],
-        }},
+        "discovery": discovery,
     }
     if node.is_control_plane:
         doc["controlPlane"] = {"localAPIEndpoint": local_api_endpoint(node)}
@@ -279,6 +293,10 @@ def emit(ctx: BuildContext) -> list[Artifact]:
         else:
             path = JOIN_PATH
             docs = [join_configuration(cluster, node, token, bundle.ca_cert_hash)]
+            if joins_through_first_control_plane(cluster, node):
+                artifacts.append(node_file(node.name, DISCOVERY_PATH, render_token_kubeconfig(
+                    cluster.name, first_api_server_url(cluster), bundle.cas.ca.cert_pem,
+                    "tls-bootstrap-token-user", token), 0o600, secret=True))
         artifacts.append(node_file(node.name, path, dump_yaml_documents(docs), 0o600,
                                    secret=True))
     ctx.shared["node_labels_after_join"] = {

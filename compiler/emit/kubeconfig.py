@@ -11,30 +11,24 @@
 
 Client certificates are stored in the state directory and reused like every leaf. The
 admin and super-admin certificates are shared by the user's copy and the node's copy, so the
-two files are identical.
+two files are identical, except on control planes that join a cluster whose endpoint is the
+node-local proxy (local-proxy on loopback): their admin.conf names the first control plane's
+API server, the only one their `kubeadm join` can reach (see
+:func:`joins_through_first_control_plane`).
 """
 
 from __future__ import annotations
 
 import base64
-import ipaddress
 
 import yaml
 
 from kubeforge.compiler import pki
+from kubeforge.compiler.hostport import https_url
 from kubeforge.compiler.artifacts import Artifact, BuildContext, node_file
 from kubeforge.compiler.ir import Cluster, ClusterNode
 
 KUBERNETES_DIR = "/etc/kubernetes"
-
-
-def https_url(host: str, port: int) -> str:
-    try:
-        if ipaddress.ip_address(host).version == 6:
-            host = f"[{host}]"
-    except ValueError:
-        pass  # a DNS name
-    return f"https://{host}:{port}"
 
 
 def endpoint_url(cluster: Cluster) -> str:
@@ -45,6 +39,24 @@ def endpoint_url(cluster: Cluster) -> str:
 def local_url(node: ClusterNode) -> str:
     """The node's own apiserver: ``https://<advertiseAddress>:<bindPort>``."""
     return https_url(str(node.address), pki.APISERVER_BIND_PORT)
+
+
+def joins_through_first_control_plane(cluster: Cluster, node: ClusterNode) -> bool:
+    """A control plane joining a cluster whose endpoint is the node-local proxy has no API
+    server behind that endpoint yet (its own is what the join creates; the proxy, if it
+    needs one, comes after the join). Token discovery is not enough: kubeadm then uses the
+    server cluster-info names (the loopback endpoint) for the rest of the join. So it
+    discovers through a file naming the first control plane's API server (as kubespray's
+    joins use the first control plane's address), and its admin.conf, kubeadm join's client
+    for the etcd and mark-control-plane phases, points there too."""
+    return node.is_control_plane and node != cluster.first_control_plane \
+        and cluster.endpoint_is_node_local
+
+
+def first_api_server_url(cluster: Cluster) -> str:
+    first = cluster.first_control_plane
+    assert first is not None
+    return local_url(first)
 
 
 def kubelet_local_mode(cluster: Cluster) -> bool:
@@ -75,6 +87,24 @@ def render_kubeconfig(cluster_name: str, server: str, ca_pem: bytes, user: str,
     return yaml.safe_dump(doc, sort_keys=True, default_flow_style=False, width=1 << 20).encode()
 
 
+def render_token_kubeconfig(cluster_name: str, server: str, ca_pem: bytes, user: str,
+                            token: str) -> bytes:
+    """A kubeconfig authenticating with a bootstrap token (kubeadm's file discovery)."""
+    context = f"{user}@{cluster_name}"
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster_name, "cluster": {
+            "server": server,
+            "certificate-authority-data": base64.b64encode(ca_pem).decode("ascii")}}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": context, "context": {"cluster": cluster_name, "user": user}}],
+        "current-context": context,
+        "preferences": {},
+    }
+    return yaml.safe_dump(doc, sort_keys=True, default_flow_style=False, width=1 << 20).encode()
+
+
 def emit(ctx: BuildContext) -> list[Artifact]:
     cluster, bundle = ctx.cluster, ctx.shared["pki"]
     ca = bundle.cas.ca
@@ -98,6 +128,11 @@ def emit(ctx: BuildContext) -> list[Artifact]:
     first = cluster.first_control_plane
     for node in cluster.control_planes:
         files = {"admin.conf": admin}
+        if joins_through_first_control_plane(cluster, node):
+            # The same admin certificate, pointing where this node can reach an API server.
+            files["admin.conf"] = kubeconfig("kubeconfigs/admin",
+                                             pki.kubeconfig_spec(cluster, "admin"),
+                                             first_api_server_url(cluster))
         for kind in ("controller-manager", "scheduler"):
             files[f"{kind}.conf"] = kubeconfig(f"kubeconfigs/nodes/{node.name}/{kind}",
                                                pki.kubeconfig_spec(cluster, kind), local_url(node))

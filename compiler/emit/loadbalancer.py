@@ -27,12 +27,12 @@ exists when ``kubeadm init`` needs it; init only minds its own four manifests),
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from kubeforge.compiler import hostport
 from kubeforge.compiler.artifacts import Artifact, BuildContext, node_file
-from kubeforge.compiler.emit.kubeadm import API_SERVER_PORT, url_host
+from kubeforge.compiler.emit.kubeadm import API_SERVER_PORT
 from kubeforge.compiler.emit.render import dump_yaml, render_template
 from kubeforge.compiler.ir import Cluster, ClusterNode
 from kubeforge.dsl.diagnostics import Diagnostic, DiagnosticError
@@ -67,6 +67,8 @@ class LoadBalancerPlan:
     packages: tuple[str, ...] = ()  # OS packages those nodes need (services deployment)
     services: tuple[str, ...] = ()  # systemd services to enable and (re)start there
     static_pods: tuple[StaticPod, ...] = ()
+    #: Nodes whose services start only after their `kubeadm join` (they join without them).
+    after_join: tuple[str, ...] = ()
 
 
 def _error(cluster: Cluster, message: str, hint: str) -> DiagnosticError:
@@ -78,7 +80,7 @@ def _error(cluster: Cluster, message: str, hint: str) -> DiagnosticError:
 
 def haproxy_config(cluster: Cluster, *, purpose: str, bind: str, balance: str,
                    monitor_bind: str | None = None) -> str:
-    servers = [{"name": n.name, "address": url_host(n), "port": API_SERVER_PORT}
+    servers = [{"name": n.name, "address": hostport.join(n.address, API_SERVER_PORT)}
                for n in cluster.control_planes]
     return render_template("haproxy.cfg.j2", cluster=cluster.name, purpose=purpose, bind=bind,
                            balance=balance, monitor_bind=monitor_bind, servers=servers)
@@ -113,9 +115,15 @@ def keepalived_config(cluster: Cluster, hosts: tuple[ClusterNode, ...], index: i
         # at most 100, below every healthy peer.
         priority=100 + count - index, weight=-count,
         state="MASTER" if index == 0 else "BACKUP", interface=lb.interface,
-        router_id=lb.router_id, address=node.address,
-        peers=[h.address for h in hosts if h != node], auth_pass=vrrp_auth_pass(cluster),
-        vip=lb.vip)
+        router_id=lb.router_id, address=_in_family(node, lb.vip),
+        peers=[_in_family(h, lb.vip) for h in hosts if h != node],
+        # VRRPv3, which keepalived uses for an IPv6 VIP, has no authentication.
+        auth_pass=vrrp_auth_pass(cluster) if lb.vip.version == 4 else None, vip=lb.vip)
+
+
+def _in_family(node: ClusterNode, vip) -> object:
+    """The node's address in the VIP's family: VRRP adverts travel in that family."""
+    return next(a for a in node.addresses if a.version == vip.version)
 
 
 def keepalived_pod(image: str) -> dict[str, Any]:
@@ -136,7 +144,7 @@ def kube_vip_pod(cluster: Cluster, kubeconfig: str) -> dict[str, Any]:
     lb = cluster.loadbalancer
     env = [
         ("vip_arp", "true"), ("port", str(cluster.endpoint_port)),
-        ("vip_interface", lb.interface), ("vip_cidr", "32"),
+        ("vip_interface", lb.interface), ("vip_cidr", str(lb.vip.max_prefixlen)),
         ("cp_enable", "true"), ("cp_namespace", "kube-system"),
         ("vip_leaderelection", "true"),
         ("vip_leaseduration", "5"), ("vip_renewdeadline", "3"), ("vip_retryperiod", "1"),
@@ -217,7 +225,7 @@ def _keepalived_haproxy(cluster: Cluster, out: _Out) -> LoadBalancerPlan:
                      "control planes")
     for i, node in enumerate(hosts):
         out.file(node, HAPROXY_CFG, haproxy_config(cluster, purpose=f"VIP {lb.vip}",
-                                                   bind=f"*:{lb.port}", balance="roundrobin"))
+                                                   bind=_any_address(lb), balance="roundrobin"))
         out.file(node, KEEPALIVED_CONF, keepalived_config(cluster, hosts, i))
         out.file(node, CHECK_SCRIPT, render_template("check_apiserver.sh.j2",
                                                      cluster=cluster.name, port=lb.port), 0o755)
@@ -246,37 +254,46 @@ def _kube_vip(cluster: Cluster, out: _Out) -> LoadBalancerPlan:
 
 def _local_proxy(cluster: Cluster, out: _Out) -> LoadBalancerPlan:
     lb = cluster.loadbalancer
-    hosts = cluster.workers  # control planes reach their own API server
+    # On the API server's own port (kubespray's choice) a control plane's loopback endpoint
+    # is its own API server, so it needs no proxy. On any other port it does: the first one
+    # before `kubeadm init` (its kubeconfigs point there), the others after their join, which
+    # goes through the first control plane's API server (kubeadm emitter).
+    cps_need_proxy = lb.port != API_SERVER_PORT
+    hosts = tuple(n for n in cluster.nodes if n in cluster.workers
+                  or (cps_need_proxy and n.is_control_plane))
+    after_join = tuple(n.name for n in cluster.control_planes[1:]) \
+        if cps_need_proxy and cluster.endpoint_is_node_local else ()
     static = lb.deploy_as == "static-pods"
-    if static and _is_loopback(cluster.endpoint_host):
+    if static and cluster.endpoint_is_node_local:
         raise _error(cluster, f"the endpoint {cluster.endpoint} is the local proxy itself, so "
                      "`kubeadm join` needs the proxy before the kubelet that would run it "
                      "as a static pod", "use `mode services` for local-proxy, or an endpoint "
                      "name that reaches the control planes directly")
-    config = haproxy_config(cluster, purpose="per-node proxy", bind=f"127.0.0.1:{lb.port}",
-                            balance="leastconn",
-                            monitor_bind=f"127.0.0.1:{LOCAL_PROXY_HEALTH_PORT}")
+    loopback = _loopback(cluster.endpoint_host)
+    config = haproxy_config(cluster, purpose="per-node proxy",
+                            bind=hostport.join(loopback, lb.port), balance="leastconn",
+                            monitor_bind=hostport.join(loopback, LOCAL_PROXY_HEALTH_PORT))
     for node in hosts:
         out.file(node, HAPROXY_CFG, config)
         if static:
-            probe = {"host": "127.0.0.1", "path": "/healthz", "port": LOCAL_PROXY_HEALTH_PORT,
+            probe = {"host": loopback, "path": "/healthz", "port": LOCAL_PROXY_HEALTH_PORT,
                      "scheme": "HTTP"}
-            out.pod(node, haproxy_pod(IMAGES["haproxy"], probe), "after-join")
+            out.pod(node, haproxy_pod(IMAGES["haproxy"], probe), out.joined_when(node))
     names = tuple(n.name for n in hosts)
     if static:
         return LoadBalancerPlan(lb.mode, names, static_pods=tuple(out.pods))
-    return LoadBalancerPlan(lb.mode, names, ("haproxy",), ("haproxy",))
+    return LoadBalancerPlan(lb.mode, names, ("haproxy",), ("haproxy",), after_join=after_join)
 
 
-def _is_loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def _any_address(lb) -> str:
+    """haproxy's wildcard bind in the VIP's family (`*` is IPv4 only)."""
+    return hostport.join("::", lb.port) if lb.vip is not None and lb.vip.version == 6 \
+        else f"*:{lb.port}"
+
+
+def _loopback(endpoint_host: str | None) -> str:
+    """The per-node proxy listens where the endpoint points: ::1 or 127.0.0.1."""
+    return "::1" if endpoint_host and hostport.is_ipv6(endpoint_host) else "127.0.0.1"
 
 
 MODES = {"keepalived-haproxy": _keepalived_haproxy, "kube-vip": _kube_vip,

@@ -20,6 +20,7 @@ from kubeforge.compiler import pki
 from kubeforge.compiler.artifacts import Artifact, BuildContext, node_file
 from kubeforge.compiler.ir import Cluster, ClusterNode
 from kubeforge.compiler.state import StateDir
+from kubeforge.dsl.diagnostics import NO_SPAN, Diagnostic
 
 PKI_DIR = "/etc/kubernetes/pki"
 
@@ -101,9 +102,28 @@ def build_pki(cluster: Cluster, state: StateDir, now: dt.datetime) -> PkiBundle:
                      tuple(files), tuple(reissued), state)
 
 
+def algorithm_warnings(cluster: Cluster, cas: pki.CAs, state: StateDir) -> list[Diagnostic]:
+    """The CAs already made keep their key type when `pki { algorithm }` changes, as kubeadm
+    keeps an existing CA (a new one would orphan every deployed node); say so, and how."""
+    kept = [ca.name for ca in (cas.ca, cas.front_proxy, cas.etcd)
+            if not pki.key_matches_algorithm(ca.cert.public_key(), cluster.pki.algorithm)]
+    if not kept:
+        return []
+    span = cluster.pki.span if cluster.pki.span != NO_SPAN else cluster.span
+    old = pki.key_algorithm(cas.ca.cert.public_key())
+    files = ", ".join(f"{state.path(f'pki/{name}.crt')}" for name in kept)
+    return [Diagnostic(
+        "W108", f"the CAs were made with {old}; they are kept and only new leaf certificates "
+                f"use {cluster.pki.algorithm}", span,
+        f"to rotate the CAs of a deployed cluster follow kubeadm's manual CA rotation "
+        f"(kubernetes.io/docs/tasks/tls/manual-rotation-of-ca-certificates); for a cluster not "
+        f"deployed yet, delete {files} (and their .key files) and compile again", "warning")]
+
+
 def emit(ctx: BuildContext) -> list[Artifact]:
     state = StateDir(ctx.state_dir)
     bundle = build_pki(ctx.cluster, state, ctx.now)
+    ctx.warnings.extend(algorithm_warnings(ctx.cluster, bundle.cas, state))
     ctx.shared["pki"] = bundle
     ctx.shared.setdefault("state", state)
     artifacts = [node_file(f.node, f.host_path, f.content,

@@ -35,9 +35,9 @@ from types import SimpleNamespace
 from typing import Any, Iterable
 
 from kubeforge.compiler.artifacts import Artifact, BuildContext
+from kubeforge.compiler import hostport
 from kubeforge.compiler.emit import plan_bundle
 from kubeforge.compiler.emit.cni import REMOTE_CNI
-from kubeforge.compiler.emit.kubeadm import url_host
 from kubeforge.compiler.ir import Cluster, ClusterNode
 from kubeforge.compiler.plan import (ALWAYS, PHASES, Action, Check, Command, Plan, PlanError,
                                      PlanHost, PreflightIgnore, Service, Step, Upload, probe,
@@ -284,6 +284,7 @@ class _PlanMaker:
         self.joins: list[str] = []
         self.labels: list[str] = []
         self.api_ready = ""
+        self.proxy_after_join = set(getattr(inputs.loadbalancer, "after_join", ()))
 
     # -- helpers ----------------------------------------------------------------------------
     def role(self, node: ClusterNode) -> str:
@@ -331,6 +332,8 @@ class _PlanMaker:
                     phase = "after-kubeadm"  # worker join preflight refuses caCertPath
                 if phase == "kubeadm":
                     phase = self.kubeadm_phase(node)
+                if phase == "loadbalancer" and node.name in self.proxy_after_join:
+                    phase = "after-kubeadm"  # it joins without its proxy (loadbalancer emitter)
                 if phase == "after-kubeadm":
                     self.deferred.setdefault(node.name, []).append(art)
                 else:
@@ -564,18 +567,25 @@ class _PlanMaker:
     def loadbalancer(self, node: ClusterNode) -> None:
         lb = self.i.loadbalancer
         needs = self.ups(node, "loadbalancer")
-        if node.name in lb.nodes and lb.services:
-            needs = self.install(node, "loadbalancer", lb.packages, needs)
-            for name in lb.services:
-                restart = self.ups(node, "loadbalancer", (f"/etc/{name}/",
-                                                          f"/etc/systemd/system/{name}"))
-                self.lb_services.append(self.service(
-                    node, "loadbalancer", name, needs, restart,
-                    why="the endpoint must answer before `kubeadm init` talks through it"))
+        if node.name in lb.nodes and lb.services and node.name not in self.proxy_after_join:
+            self.lb_services += self.lb_service_steps(
+                node, "loadbalancer", needs, needs,
+                "the endpoint must answer before `kubeadm init` talks through it")
         for pod in self.staged_pods().values():
             if pod.node == node.name and pod.when == "before-init":
                 self.copy_static_pod(node, "loadbalancer", pod,
                                      self.ups(node, "loadbalancer", (pod.staged,)))
+
+    def lb_service_steps(self, node: ClusterNode, phase: str, needs: list[str],
+                         uploads: list[str], why: str) -> list[str]:
+        """Install the load balancer's packages, then enable and start its services
+        (restarted when one of their configuration ``uploads`` changed)."""
+        lb = self.i.loadbalancer
+        needs = self.install(node, phase, lb.packages, needs)
+        return [self.service(node, phase, name, needs,
+                             [u for u in uploads if self.path(u).startswith(
+                                 (f"/etc/{name}/", f"/etc/systemd/system/{name}"))], why=why)
+                for name in lb.services]
 
     def etcd(self, node: ClusterNode) -> None:
         if node not in self.etcd_members:
@@ -590,7 +600,7 @@ class _PlanMaker:
             needs = [self.service(node, "etcd", name, needs, [*ups, *certs], no_block=True,
                                   why="--no-block: a new member is ready only once a quorum "
                                       "exists, so every member starts without waiting")]
-        address = f"https://{url_host(node)}:2379"
+        address = hostport.https_url(node.address, 2379)
         check = etcdctl(address, "endpoint", "health", client=self.etcd_client(node))
         self.etcd_health.append(self.add(
             node, "etcd", "health", _wait(_quiet(check), 300),
@@ -677,6 +687,11 @@ class _PlanMaker:
             if pod.node == node.name and pod.when == wanted:
                 staged = self.ups(node, "loadbalancer", (pod.staged,))
                 done.append(self.copy_static_pod(node, phase, pod, [step, *staged]))
+        if node.name in self.proxy_after_join:
+            done += self.lb_service_steps(
+                node, phase, [step, *done], list(done),
+                "the node-local proxy: this control plane joined through the first control "
+                "plane's API server; from now on its kubeconfigs' endpoint is this proxy")
         return done
 
     def label(self, node: ClusterNode, needs: list[str]) -> None:
@@ -708,7 +723,8 @@ class _PlanMaker:
                 shell=f"{resolve}for i in $(seq 30); do "
                       f"out=$(timeout 5 bash -c ': </dev/tcp/{host}/{port}' 2>&1) && exit 0; "
                       f"case \"$out\" in *refused*) exit 0;; esac; sleep 2; done; "
-                      f"echo \"endpoint {host}:{port} neither accepts nor refuses: $out\"; exit 1",
+                      f"echo \"endpoint {self.c.endpoint} neither accepts nor refuses: $out\"; "
+                      "exit 1",
                 timeout=120), needs=[*self.ups(node, "control-plane-init"), *cross],
                 why="reference 4.3: before init the endpoint must accept or refuse a "
                     "connection (load balancer up, no backend yet), not time out"))
@@ -820,7 +836,7 @@ class _PlanMaker:
                     why="every stacked member healthy, checked from inside the etcd pod")
         if self.etcd_members and node == self.etcd_members[0]:
             self.add(node, "verify", "etcd-health", Command(
-                argv=etcdctl(f"https://{url_host(node)}:2379", "endpoint", "health", "--cluster",
+                argv=etcdctl(hostport.https_url(node.address, 2379), "endpoint", "health", "--cluster",
                              client=self.etcd_client(node)),
                 timeout=60), needs=self.etcd_health, why="every external member healthy")
 

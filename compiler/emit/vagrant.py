@@ -42,11 +42,13 @@ def machine_size(node: ClusterNode) -> tuple[int, int]:
 def network_options(cluster: Cluster) -> str:
     """Ruby keyword options for ``private_network``. Providers disagree about ``netmask``
     (virtualbox wants dotted quads, docker turns it into ``--subnet``), so a declared node
-    network is passed both ways; without one every provider uses a /24 around the address."""
+    network is passed both ways (an IPv6 netmask is its prefix length, as Vagrant takes it);
+    without one every provider uses its default around the address (/24, or /64 for IPv6)."""
     net = cluster.node_cidr
-    if net is None or not isinstance(net, ipaddress.IPv4Network):
+    if net is None:
         return "{}"
-    return f'{{ netmask: "{net.netmask}", subnet: "{net}" }}'
+    mask = net.netmask if isinstance(net, ipaddress.IPv4Network) else net.prefixlen
+    return f'{{ netmask: "{mask}", subnet: "{net}" }}'
 
 
 def render(cluster: Cluster) -> str:

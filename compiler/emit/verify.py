@@ -17,6 +17,7 @@ from typing import Any, Iterable
 
 from cryptography import x509
 
+from kubeforge.compiler import hostport
 from kubeforge.compiler.artifacts import Artifact, BuildContext
 from kubeforge.compiler.emit.ansible import plan_of
 from kubeforge.compiler.emit.plan import KERNEL_FEATURES
@@ -140,9 +141,11 @@ def _ports_and_cluster(cluster: Cluster, plan: Plan, t: _Tables) -> dict[str, An
     """Listening ports, the VIP and etcd membership; returns template settings."""
     lb = cluster.loadbalancer
     hosts = {h.name for h in plan.hosts}
-    lb_hosts = sorted({s.host for s in plan.steps if s.id.endswith("/service-haproxy")})
+    haproxy = {s.host: s.phase for s in plan.steps if s.id.endswith("/service-haproxy")}
+    lb_hosts = sorted(haproxy)
     for host in lb_hosts:
-        t.add("loadbalancer", "PORTS", "loadbalancer", host, lb.port)
+        # A joining control plane's node-local proxy starts in its join phase.
+        t.add("loadbalancer", "PORTS", haproxy[host], host, lb.port)
     vip = str(lb.vip) if lb.vip is not None and lb_hosts else None
     external = cluster.etcd == "external"
     members = [n.name for n in cluster.etcd_nodes if n.name in hosts]
@@ -164,8 +167,8 @@ def _ports_and_cluster(cluster: Cluster, plan: Plan, t: _Tables) -> dict[str, An
     etcd_phase = "etcd" if external else "control-plane-join"
     uploads = {(s.host, s.action.path) for s in plan.uploads()}
     for name in members:
-        address = next(str(n.address) for n in cluster.nodes if n.name == name)
-        endpoint = f"https://[{address}]:2379" if ":" in address else f"https://{address}:2379"
+        address = next(n.address for n in cluster.nodes if n.name == name)
+        endpoint = hostport.https_url(address, 2379)
         # The client certificate the member holds, as the plan's own health step picks it.
         client = "healthcheck-client" if (name, f"{ETCD_PKI}/healthcheck-client.crt") \
             in uploads else "peer"
@@ -173,7 +176,8 @@ def _ports_and_cluster(cluster: Cluster, plan: Plan, t: _Tables) -> dict[str, An
             endpoint = "https://127.0.0.1:2379"
         t.add("etcd", "ETCD_MEMBERS", etcd_phase, name, endpoint, client,
               "host" if external else "pod", len(members))
-    return {"vip": vip, "vip_port": lb.port, "lb_hosts": lb_hosts, "etcd_pki": ETCD_PKI}
+    return {"vip": vip, "vip_port": lb.port, "lb_hosts": lb_hosts, "etcd_pki": ETCD_PKI,
+            "vip_endpoint": hostport.join(vip, lb.port) if vip else None}
 
 
 def _preflight(cluster: Cluster, plan: Plan, t: _Tables) -> None:

@@ -44,11 +44,11 @@ ansible_ssh_private_key_file=/keys/id
 def test_ini_inventory_with_group_vars_and_children(tmp_path):
     path = tmp_path / "hosts"
     path.write_text(INI)
-    hosts = {h.name: h for h in load_inventory(path)}
+    hosts = {h.name: h for h in load_inventory(path).hosts}
     assert hosts["cp1"].roles == ("control-plane",) and hosts["w1"].roles == ("worker",)
     cp1, w1 = HostSpec.from_inventory(hosts["cp1"]), HostSpec.from_inventory(hosts["w1"])
     assert (cp1.port, cp1.user, cp1.become, cp1.key_file) == (2222, "deploy", True, "/keys/id")
-    assert w1.user == "root" and dict(hosts["w1"].vars)["kubeforge_cpus"] == 8
+    assert w1.user == "root" and hosts["w1"].cpus == 8
 
 
 def test_yaml_group_vars_inner_groups_win_and_host_vars_win(tmp_path):
@@ -57,16 +57,17 @@ def test_yaml_group_vars_inner_groups_win_and_host_vars_win(tmp_path):
                     "    etcd:\n      vars: {ansible_user: b}\n      hosts:\n"
                     "        e1: {ansible_host: 10.0.0.1}\n"
                     "        e2: {ansible_host: 10.0.0.2, ansible_user: c}\n")
-    hosts = {h.name: h.settings() for h in load_inventory(path)}
-    assert hosts["e1"]["ansible_user"] == "b" and hosts["e2"]["ansible_user"] == "c"
-    assert hosts["e1"]["ansible_port"] == 2200
+    hosts = {h.name: h.settings() for h in load_inventory(path).hosts}
+    assert hosts["e1"]["user"] == "b" and hosts["e2"]["user"] == "c"
+    assert hosts["e1"]["port"] == 2200
 
 
 @pytest.mark.parametrize("text,message", [
     ("[workers]\nw1 ansible_host=10.0.0.1 ansible_usr=x\n", "unknown variable `ansible_usr`"),
     ("[all:vars]\nansible_becom=true\n[workers]\nw1 ansible_host=10.0.0.1\n",
-     "unknown variable `ansible_becom` for group `all`"),
-    ("all:\n  vars: {ansible_usr: x}\n  hosts: {}\n", "unknown variable `ansible_usr`"),
+     "unknown variable `ansible_becom` for host `w1`"),
+    ("all:\n  vars: {kubeforge_cpu: 2}\n  hosts: {w1: {ansible_host: 10.0.0.1}}\n",
+     "unknown variable `kubeforge_cpu`"),
 ])
 def test_unknown_keys_are_errors(tmp_path, text, message):
     path = tmp_path / ("inv.yaml" if text.startswith("all") else "hosts")

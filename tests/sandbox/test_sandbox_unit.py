@@ -79,8 +79,11 @@ def test_inventory_and_known_hosts_text(tmp_path):
     assert inventory == {"all": {"hosts": {"node1": {
         "ansible_host": "10.77.0.11", "ansible_port": 22, "ansible_user": "root",
         "ansible_ssh_private_key_file": str(tmp_path / "k")}}}}
-    text = known_hosts_text({"10.77.0.11": ["ssh-ed25519 AAAAkey root@node1"]})
-    assert text == "10.77.0.11 ssh-ed25519 AAAAkey\n"
+    key = client_key(tmp_path)[1].split()[1]  # a real ed25519 public key
+    text = known_hosts_text({"10.77.0.11": [f"ssh-ed25519 {key} root@node1"]})
+    assert text == f"10.77.0.11 ssh-ed25519 {key}\n"
+    with pytest.raises(ValueError, match="unreadable host key"):
+        known_hosts_text({"10.77.0.11": ["ssh-ed25519 AAAAkey root@node1"]})
 
 
 def test_addresses_start_at_11_and_stay_in_the_subnet(tmp_path):

@@ -81,14 +81,14 @@ def test_inventory_round_trips_through_the_deploy_loader(cluster, tmp_path):
     ssh = ssh_endpoints(SSH_CONFIG, ["lb1", "lb2", "cp1"])
     path = tmp_path / "inv.yaml"
     path.write_text(inventory_text(cluster, ssh, tmp_path / "inv.known_hosts"))
-    hosts = {h.name: h for h in load_inventory(path)}
+    hosts = {h.name: h for h in load_inventory(path).hosts}
     assert set(hosts) == {"lb1", "lb2", "cp1"}
     assert set(hosts["lb1"].roles) == {"etcd", "loadbalancer"}
     assert set(hosts["cp1"].roles) == {"control-plane", "worker"}
     settings = hosts["lb2"].settings()
-    assert settings["ansible_port"] == 2200 and settings["ansible_user"] == "vagrant"
-    assert settings["ansible_become"] is True  # not root: sudo
-    ssh_args = settings["ansible_ssh_common_args"]
+    assert settings["port"] == 2200 and settings["user"] == "vagrant"
+    assert settings["become"] is True  # not root: sudo
+    ssh_args = dict(hosts["lb2"].vars)["ansible_ssh_common_args"]
     assert f"UserKnownHostsFile={tmp_path / 'inv.known_hosts'}" in ssh_args
     assert "StrictHostKeyChecking=yes" in ssh_args
 

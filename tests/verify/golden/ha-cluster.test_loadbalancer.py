@@ -34,7 +34,7 @@ PORTS = [
     ('loadbalancer', 'cp3', 8443),
 ]
 
-VIP, VIP_PORT = "10.77.0.100", 8443
+VIP, VIP_PORT, VIP_ENDPOINT = "10.77.0.100", 8443, "10.77.0.100:8443"
 LB_NODES = ["cp1", "cp2", "cp3"]
 
 
@@ -71,7 +71,7 @@ def test_port_listening(host_of, phase, node, port):
 @pytest.mark.parametrize("phase, node", [("loadbalancer", n) for n in LB_NODES], ids=LB_NODES)
 def test_vip_reachable(host_of, phase, node):
     probe = host_of(node).run(f"timeout 5 bash -c ': </dev/tcp/{VIP}/{VIP_PORT}'")
-    assert probe.rc == 0, f"the VIP {VIP}:{VIP_PORT} does not accept connections"
+    assert probe.rc == 0, f"the VIP {VIP_ENDPOINT} does not accept connections"
 
 
 @pytest.mark.parametrize("phase, node", [("loadbalancer", LB_NODES[0])], ids=LB_NODES[:1])
