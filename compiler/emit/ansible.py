@@ -135,11 +135,15 @@ class _Translator:
 
     def upload(self, step: Step, up: Upload) -> dict[str, Any]:
         owner, _, group = up.owner.partition(":")
+        # A bundle's files are named by absolute path; everything else lives in the build.
+        src = up.source if up.source.startswith("/") else "{{ kubeforge_build }}/" + up.source
         task: dict[str, Any] = {
             "name": task_name(VERBS["upload"], step.id),
             "ansible.builtin.copy": {
-                "src": "{{ kubeforge_build }}/" + up.source, "dest": up.path,
+                "src": src, "dest": up.path,
                 "mode": f"{up.mode:04o}", "owner": owner, "group": group or owner}}
+        if step.check.kind != "sha256":  # placed once, then kubeadm's (kubelet.conf)
+            task["ansible.builtin.copy"]["force"] = False
         if up.secret:
             task["no_log"] = True
             task["diff"] = False
