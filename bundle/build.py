@@ -1,11 +1,14 @@
 """``kubeforge bundle build``: from a Kubernetes version to a complete bundle directory.
 
-1. fetch ``k8s.io/kubernetes`` and build its commands (kubeadm first);
+1. fetch ``k8s.io/kubernetes`` and build kubeadm;
 2. ask that kubeadm which images the release needs, which fixes etcd, CoreDNS and pause;
-3. build etcd, CoreDNS, crictl, containerd, runc (containerd's pinned version), the CNI
-   plugins, flannel, pause, the echo test application and the guestbook example's frontend;
-4. bootstrap the Debian bases (packet-filter tools; redis) and write the image archives;
-5. assemble the directory and write the manifest last.
+3. build pause and bootstrap the Debian base (quick, and they fail early if gcc or the
+   Debian mirror is missing);
+4. build etcd, CoreDNS, crictl, containerd, runc (containerd's pinned version), the CNI
+   plugins, flannel, the echo test application, the guestbook example's frontend and its
+   redis base;
+5. build the other Kubernetes commands (the long part);
+6. write the image archives, assemble the directory and write the manifest last.
 
 Every part comes from the cache when its inputs are unchanged, so a second build of the same
 version does no building and, when the directory already holds it, writes nothing.

@@ -13,7 +13,7 @@ import yaml
 from kubeforge.compiler.build import compile_file
 from kubeforge.compiler.plan import Command, Plan, Upload
 from kubeforge.dsl.diagnostics import DiagnosticError
-from tests.bundle.bundle_helpers import KUBEADM_IMAGES, make_bundle
+from tests.bundle.bundle_helpers import BUNDLE_IMAGES, make_bundle
 from tests.conftest import FIXED_NOW
 
 SOURCE = """cluster off {
@@ -32,7 +32,7 @@ SOURCE = """cluster off {
 @pytest.fixture
 def tree(tmp_path) -> Path:
     make_bundle(tmp_path / "bundle", tmp_path / "src",
-                images=(*KUBEADM_IMAGES, "ghcr.io/flannel-io/flannel:v0.28.10"))
+                images=(*BUNDLE_IMAGES, "ghcr.io/flannel-io/flannel:v0.28.10"))
     (tmp_path / "off.kf").write_text(SOURCE)
     return tmp_path
 
