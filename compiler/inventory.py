@@ -31,7 +31,8 @@ GROUP_ROLES = {
 HOST_VARS = {
     "ansible_host", "ansible_port", "ansible_user", "ansible_ssh_private_key_file",
     "ansible_become", "ansible_become_user", "ansible_python_interpreter",
-    "ansible_ssh_common_args", "kubeforge_cpus", "kubeforge_memory", "kubeforge_labels",
+    "ansible_ssh_common_args", "ansible_ssh_args", "ansible_host_key_checking",
+    "kubeforge_cpus", "kubeforge_memory", "kubeforge_labels",
 }
 GROUP_KEYS = {"hosts", "vars", "children"}
 

@@ -4,7 +4,9 @@ pytest runs in a child process (the generated conftest and test modules are impo
 and xdist workers are processes anyway) with testinfra's paramiko backend. Hosts are reached
 through a generated ssh config (0600, in a private temp directory) that names each plan node
 with its address, user, key and known_hosts: the generated conftest rejects any host key not
-in that file. Results come back through pytest's JUnit XML, whose properties carry the node,
+in that file. Before that, every host is reached once the way ``apply`` reaches it (the ssh
+target), so an untrusted host is refused with the same message, and trust-on-first-use
+records a new key the same way. Results come back through pytest's JUnit XML, whose properties carry the node,
 check and phase of every row.
 """
 
@@ -23,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kubeforge.errors import KubeforgeError
-from kubeforge.targets.base import HostSpec
+from kubeforge.targets.base import HostSpec, SshOptions, TargetError
 from kubeforge.targets.redact import redact
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
@@ -86,12 +88,39 @@ def parse_report(report: Path) -> list[CheckResult]:
     return results
 
 
-def run_checks(build_root: Path, hosts: dict[str, HostSpec], known_hosts: Path, *,
+def connect_all(hosts: dict[str, HostSpec], options: SshOptions) -> None:
+    """Reach every host once as ``apply`` does; raise one TargetError naming each host that
+    cannot be reached or trusted."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kubeforge.targets.ssh import SshTarget
+
+    target = SshTarget(options)
+
+    def reach(host: HostSpec) -> str | None:
+        try:
+            target.open(host)
+        except TargetError as exc:
+            return str(exc)
+        return None
+
+    try:
+        with ThreadPoolExecutor(max_workers=min(8, len(hosts) or 1)) as pool:
+            problems = [p for p in pool.map(reach, hosts.values()) if p]
+    finally:
+        target.close()
+    if problems:
+        raise TargetError("\n".join(problems))
+
+
+def run_checks(build_root: Path, hosts: dict[str, HostSpec], options: SshOptions, *,
                until: str | None = None, phases: Iterable[str] = (), preflight: bool = False,
                jobs: int = 0) -> list[CheckResult]:
     suite = (build_root / "verify").resolve()  # pytest runs from a temp directory
     if not (suite / "conftest.py").is_file():
         raise KubeforgeError(f"{suite} holds no generated checks; compile the file first")
+    connect_all(hosts, options)
+    known_hosts = Path(options.known_hosts)
     jobs = jobs or min(4, len(hosts), os.cpu_count() or 1)
     with tempfile.TemporaryDirectory(prefix="kubeforge-verify-") as tmp:
         config, report = Path(tmp) / "ssh_config", Path(tmp) / "report.xml"
