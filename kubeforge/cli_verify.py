@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
+
+from kubeforge.console import table_console
 
 
 @click.command("verify")
@@ -57,5 +58,5 @@ def verify(file, inventory, build_dir, state_dir, known_hosts, trust_on_first_us
     if as_json:
         click.echo(json.dumps(checks.as_json(results), indent=2))
     else:
-        checks.render(results, Console(), show_passed=not failed_only)
+        checks.render(results, table_console(), show_passed=not failed_only)
     sys.exit(1 if any(r.status == checks.FAILED for r in results) else 0)

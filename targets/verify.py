@@ -23,6 +23,7 @@ from typing import Iterable
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from kubeforge.errors import KubeforgeError
 from kubeforge.targets.base import HostSpec, SshOptions, TargetError
@@ -140,14 +141,21 @@ def run_checks(build_root: Path, hosts: dict[str, HostSpec], options: SshOptions
 def render(results: list[CheckResult], console: Console, show_passed: bool = True) -> None:
     """One table per host: every check with its phase and outcome; then the totals."""
     for node in sorted({r.node for r in results}):
+        rows = [r for r in sorted((r for r in results if r.node == node), key=lambda r: r.check)
+                if r.status != PASSED or show_passed]
         table = Table(title=f"verify {node}", title_justify="left")
-        for column in ("check", "phase", "result", "detail"):
-            # Fold rather than cut with an ellipsis: the end of a check's name is the path.
-            table.add_column(column, overflow="fold")
-        for r in sorted((r for r in results if r.node == node), key=lambda r: r.check):
-            if r.status == PASSED and not show_passed:
-                continue
-            table.add_row(r.check, r.phase, f"[{STYLE[r.status]}]{r.status}[/]", r.message)
+        # A check names a path, which must stay whole to be copied: the column is as wide as
+        # the longest check, and a check's detail goes on the lines below it, wrapped at spaces
+        # within that width (a fourth column would squeeze the paths on an 80-column screen).
+        table.add_column("check / detail",
+                         min_width=max((len(r.check) for r in rows), default=5))
+        table.add_column("phase", no_wrap=True)
+        table.add_column("result", no_wrap=True)
+        for r in rows:
+            cell = Text(r.check)
+            if r.message:
+                cell.append("\n  " + r.message, style="dim")
+            table.add_row(cell, r.phase, Text(r.status, style=STYLE[r.status]))
         console.print(table)
     counts = {s: sum(r.status == s for r in results) for s in (PASSED, FAILED, SKIPPED)}
     console.print(f"{len(results)} checks: {counts[PASSED]} passed, {counts[FAILED]} failed, "
