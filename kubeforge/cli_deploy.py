@@ -69,7 +69,8 @@ def _selection(limit, phase=None, until=None):
 @_common
 @click.option("--phase", help="Only this phase.")
 @click.option("--until", help="Up to and including this phase.")
-@click.option("--probe", is_flag=True, help="Run every step's check on the hosts (read-only).")
+@click.option("--probe", is_flag=True, help="Run every step's check and the preflight checks on "
+                                           "the hosts (read-only); exit 1 if one would fail.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def plan_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on_first_use,
              jump, jump_key, phase, until, probe, as_json) -> None:
@@ -82,7 +83,7 @@ def plan_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on
     verdicts = review.review(dep, _selection(limit, phase, until), target)
     report = review.as_dict(dep, verdicts, probe)
     click.echo(json.dumps(report, indent=2) if as_json else review.render(report))
-    if report["blocked"]:
+    if report["blocked"] or report["failing"]:
         sys.exit(1)
 
 
@@ -129,7 +130,7 @@ def reset_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_o
     outcome = reset(dep, _ssh(known_hosts, trust_on_first_use, jump, jump_key), hosts)
     for host, error in outcome.items():
         click.echo(f"{host}: {'reset' if not error else 'FAILED: ' + error}")
-    click.echo("iptables rules were left alone (kubeforge creates none)")
+    click.echo("iptables rules were left alone (kubeforge creates none)", err=True)
     sys.exit(1 if any(outcome.values()) else 0)
 
 
