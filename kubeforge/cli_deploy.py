@@ -59,6 +59,17 @@ def _ssh(known_hosts: Path, trust: bool, jump: str | None, jump_key: str | None)
     return SshTarget(SshOptions(known_hosts.expanduser(), trust, hop, jump_key))
 
 
+def _prepare(file, inventory, build_dir, state_dir):
+    """Compile and pair with the inventory (shared by plan, apply, reset and verify), with
+    its warnings on stderr."""
+    from kubeforge.targets.deploy import prepare
+
+    dep = prepare(file, inventory, build_dir, state_dir)
+    for warning in dep.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    return dep
+
+
 def _selection(limit, phase=None, until=None):
     from kubeforge.targets.runner import Selection
 
@@ -76,9 +87,8 @@ def plan_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on
              jump, jump_key, phase, until, probe, as_json) -> None:
     """Show what `apply` would change, per host and phase (no secrets)."""
     from kubeforge.targets import review
-    from kubeforge.targets.deploy import prepare
 
-    dep = prepare(file, inventory, build_dir, state_dir)
+    dep = _prepare(file, inventory, build_dir, state_dir)
     target = _ssh(known_hosts, trust_on_first_use, jump, jump_key) if probe else None
     verdicts = review.review(dep, _selection(limit, phase, until), target)
     report = review.as_dict(dep, verdicts, probe)
@@ -97,9 +107,9 @@ def plan_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on
 def apply_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on_first_use,
               jump, jump_key, target, phase, until, jobs) -> None:
     """Compile FILE and bring the inventory's hosts to its plan; resumes after a failure."""
-    from kubeforge.targets.deploy import apply, prepare
+    from kubeforge.targets.deploy import apply
 
-    dep = prepare(file, inventory, build_dir, state_dir)
+    dep = _prepare(file, inventory, build_dir, state_dir)
     selection = _selection(limit, phase, until)
     selection.validate(dep.plan)
     ssh = _ssh(known_hosts, trust_on_first_use, jump, jump_key)
@@ -117,10 +127,9 @@ def apply_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_o
 def reset_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on_first_use,
               jump, jump_key, yes) -> None:
     """Undo what apply did: kubeadm reset, services stopped and disabled, files removed."""
-    from kubeforge.targets.deploy import prepare
     from kubeforge.targets.reset import reset
 
-    dep = prepare(file, inventory, build_dir, state_dir)
+    dep = _prepare(file, inventory, build_dir, state_dir)
     selection = _selection(limit)
     selection.validate(dep.plan)
     hosts = sorted(selection.limit) if selection.limit else [h.name for h in dep.plan.hosts]

@@ -37,13 +37,12 @@ def verify(file, inventory, build_dir, state_dir, known_hosts, trust_on_first_us
            phases, preflight, jobs, as_json, failed_only) -> None:
     """Check every host against what FILE promises: files, certificates, services, ports,
     kernel settings, the VIP and etcd. Exit 1 if any check fails."""
-    from kubeforge.cli_deploy import _selection
+    from kubeforge.cli_deploy import _prepare, _selection
     from kubeforge.errors import UsageError
     from kubeforge.targets import verify as checks
     from kubeforge.targets.base import SshOptions
-    from kubeforge.targets.deploy import prepare
 
-    dep = prepare(file, inventory, build_dir, state_dir)
+    dep = _prepare(file, inventory, build_dir, state_dir)
     # The same parsing and unknown-host error as apply --limit; a host left out of an apply
     # is left out of its checks too, instead of showing up as failures.
     selection = _selection(limit)
