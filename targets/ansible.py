@@ -40,26 +40,13 @@ from kubeforge.compiler.artifacts import write_atomic
 from kubeforge.compiler.emit.ansible import step_id_of
 from kubeforge.compiler.plan import Command, Step
 from kubeforge.targets.base import (CHANGED, FAILED, OK, SKIPPED, UNCHANGED, HostSpec,
-                                    SshOptions, StepResult)
+                                    ANSIBLE_SSH_ARGS, SshOptions, StepResult, host_key_options)
 from kubeforge.targets.deploy import ApplyReport, Deployment, _log, _timings
 from kubeforge.targets.progress import Progress, render_summary
 from kubeforge.targets.redact import redact, tail
 from kubeforge.targets.runner import Selection
 
 RUNNER_DIR = "ansible-runner"
-
-
-def host_key_options(options: SshOptions) -> list[str]:
-    """OpenSSH options that check host keys against exactly ``options.known_hosts`` (no
-    global file, no hashing, so the ssh target reads what ssh records), refusing unknown
-    keys unless trust-on-first-use was asked for (``accept-new`` records them)."""
-    known = str(Path(options.known_hosts).resolve())
-    if " " in known:
-        known = f'"{known}"'  # ssh reads a space as the start of a second file
-    return ["-o", f"UserKnownHostsFile={known}", "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", "StrictHostKeyChecking="
-                  + ("accept-new" if options.trust_on_first_use else "yes"),
-            "-o", "HashKnownHosts=no", "-o", "CheckHostIP=no"]
 
 
 def _proxy_command(options: SshOptions, key_file: str | None) -> str:
@@ -83,8 +70,8 @@ def runtime_inventory(hosts: dict[str, HostSpec], options: SshOptions,
     value); ``ansible_host_key_checking`` keeps Ansible from adding ``=no`` at all. Control
     sockets live in ``control_dir``, made for this run: a master left from an earlier run,
     connected under another known_hosts, is never reused."""
-    ssh_args = ["-C", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s",
-                "-o", f"ControlPath={control_dir}/%C", *host_key_options(options),
+    ssh_args = [*ANSIBLE_SSH_ARGS, "-o", f"ControlPath={control_dir}/%C",
+                *host_key_options(options),
                 "-o", f"ConnectTimeout={int(options.connect_timeout)}"]
     out: dict[str, Any] = {}
     for name, h in hosts.items():

@@ -66,6 +66,7 @@ def inventory_text(hosts, key_path: Path, known_hosts: Path | None = None) -> st
     what `kubeforge apply` wants; `up -n` hosts have no roles, so no groups. The hosts' keys
     are in the known_hosts file next to it, which plain ansible is told to check too."""
     from kubeforge.compiler.inventory import GROUP_ROLES
+    from kubeforge.targets.base import ansible_host_key_vars
 
     inventory: dict = {"all": {
         "hosts": {h.name: {"ansible_host": h.address, "ansible_port": h.port,
@@ -73,12 +74,7 @@ def inventory_text(hosts, key_path: Path, known_hosts: Path | None = None) -> st
                            "ansible_ssh_private_key_file": str(key_path)} for h in hosts},
     }}
     if known_hosts is not None:
-        # ssh_args come first on ssh's command line (OpenSSH keeps the first value given).
-        inventory["all"]["vars"] = {
-            "ansible_host_key_checking": True,
-            "ansible_ssh_args": "-C -o ControlMaster=auto -o ControlPersist=60s "
-                                f"-o UserKnownHostsFile={known_hosts} "
-                                "-o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes"}
+        inventory["all"]["vars"] = ansible_host_key_vars(known_hosts)
     children = {group: {"hosts": {h.name: None for h in hosts if role in h.roles}}
                 for group, role in GROUP_ROLES.items() if any(role in h.roles for h in hosts)}
     if children:

@@ -29,6 +29,7 @@ import yaml
 from kubeforge.compiler.artifacts import write_atomic
 from kubeforge.compiler.inventory import GROUP_ROLES
 from kubeforge.compiler.ir import Cluster
+from kubeforge.targets.base import ansible_host_key_vars
 from kubeforge.targets.vagrant import QUERY_TIMEOUT, Machine, VagrantError, vagrant
 
 HOST_KEY_FILES = "cat /etc/ssh/ssh_host_*_key.pub"
@@ -147,13 +148,7 @@ def inventory_text(cluster: Cluster, endpoints: dict[str, Endpoint], known_hosts
         if members:
             children[group] = {"hosts": {name: None for name in members}}
     doc = {"all": {
-        # ssh_args come first on ssh's command line (OpenSSH keeps the first value of an
-        # option), and host_key_checking stops Ansible adding StrictHostKeyChecking=no.
-        "vars": {"ansible_host_key_checking": True,
-                 "ansible_ssh_args": f"-C -o ControlMaster=auto -o ControlPersist=60s "
-                                     f"-o UserKnownHostsFile={known_hosts} "
-                                     "-o GlobalKnownHostsFile=/dev/null "
-                                     "-o StrictHostKeyChecking=yes"},
+        "vars": ansible_host_key_vars(known_hosts),
         "hosts": hosts,
         "children": children,
     }}
