@@ -257,6 +257,10 @@ def apply(dep: Deployment, options: SshOptions, selection: Selection = Selection
     console = console or Console(stderr=True)
     steps = list(selection.steps(dep.plan))
     by_id = {s.id: s for s in steps}
+    if options.jump is not None and steps:
+        from kubeforge.targets.ssh import SshTarget
+
+        SshTarget(options).check_jump(dep.hosts[steps[0].host].key_file)
     state = dep.load_state()
     started, t0 = time.time(), time.monotonic()
     with Progress(steps, console, live) as view:

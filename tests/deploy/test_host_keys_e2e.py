@@ -98,3 +98,20 @@ def test_the_generated_testinfra_suite_refuses_a_changed_key_itself(lab, tmp_pat
     unknown = suite(without(lab.box.known_hosts, node.address, tmp_path / "unknown"))
     assert " passed" not in unknown.stdout.splitlines()[-1], unknown.stdout[-3000:]
     assert "not found in known_hosts" in unknown.stdout, unknown.stdout[-3000:]
+
+
+@pytest.mark.parametrize("transport", ["ansible", "probe"])
+def test_through_a_jump_host_both_keys_are_checked(lab, tmp_path, transport):
+    """The jump host's key is checked against the same file, before anything runs (ansible
+    tunnels with a ProxyCommand ssh as strict, since ProxyJump would ignore the command
+    line's options, but that ssh's refusal cannot reach ansible's output)."""
+    jump = lab.hosts["node6"]
+    via = ("--jump", f"root@{jump.address}", "--jump-key", str(lab.box.key_path))
+    proc = kf(lab, transport, lab.box.known_hosts, *via)
+    assert "host key" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    known = tampered(lab.box.known_hosts, jump.address, tmp_path / "known_hosts")
+    proc = kf(lab, transport, known, *via)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert f"jump host {jump.address}: host key mismatch" in out, out
