@@ -7,10 +7,14 @@ missing files), 3 an internal bug (reported with a request to file it).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
+import rich.console
 
 from kubeforge import __version__
 from kubeforge.dsl.diagnostics import DiagnosticError
@@ -44,12 +48,35 @@ def json_errors(fn):
     return wrapper
 
 
+def reader_gone() -> NoReturn:
+    """The reader of our output went away (`kubeforge ... | head`): end as Unix tools do,
+    killed by SIGPIPE (the shell shows 141), with no traceback and no exit code that would
+    claim a failed operation. stdout goes to /dev/null first, so nothing flushes into the
+    closed pipe on the way out."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGPIPE)
+    sys.exit(128 + signal.SIGPIPE)  # not reached where SIGPIPE exists
+
+
+# rich catches a broken pipe itself and exits 1 without a word; its documented hook sends
+# that case here too, so every command behaves the same whichever way it prints.
+rich.console.Console.on_broken_pipe = lambda self: reader_gone()  # type: ignore[method-assign]
+
+
 class Group(click.Group):
     """Turns kubeforge's own errors into messages and exit codes, never tracebacks."""
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a broken pipe shows here, not at interpreter exit
+            return result
+        except BrokenPipeError:
+            reader_gone()
         except KubeforgeError as err:
             ctx.exit(report(err))
         except (click.exceptions.Exit, click.ClickException, click.Abort):

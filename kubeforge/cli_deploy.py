@@ -59,6 +59,17 @@ def _ssh(known_hosts: Path, trust: bool, jump: str | None, jump_key: str | None)
     return SshTarget(SshOptions(known_hosts.expanduser(), trust, hop, jump_key))
 
 
+def _prepare(file, inventory, build_dir, state_dir):
+    """Compile and pair with the inventory (shared by plan, apply, reset and verify), with
+    its warnings on stderr."""
+    from kubeforge.targets.deploy import prepare
+
+    dep = prepare(file, inventory, build_dir, state_dir)
+    for warning in dep.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    return dep
+
+
 def _selection(limit, phase=None, until=None):
     from kubeforge.targets.runner import Selection
 
@@ -69,20 +80,20 @@ def _selection(limit, phase=None, until=None):
 @_common
 @click.option("--phase", help="Only this phase.")
 @click.option("--until", help="Up to and including this phase.")
-@click.option("--probe", is_flag=True, help="Run every step's check on the hosts (read-only).")
+@click.option("--probe", is_flag=True, help="Run every step's check and the preflight checks on "
+                                           "the hosts (read-only); exit 1 if one would fail.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def plan_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on_first_use,
              jump, jump_key, phase, until, probe, as_json) -> None:
     """Show what `apply` would change, per host and phase (no secrets)."""
     from kubeforge.targets import review
-    from kubeforge.targets.deploy import prepare
 
-    dep = prepare(file, inventory, build_dir, state_dir)
+    dep = _prepare(file, inventory, build_dir, state_dir)
     target = _ssh(known_hosts, trust_on_first_use, jump, jump_key) if probe else None
     verdicts = review.review(dep, _selection(limit, phase, until), target)
     report = review.as_dict(dep, verdicts, probe)
     click.echo(json.dumps(report, indent=2) if as_json else review.render(report))
-    if report["blocked"]:
+    if report["blocked"] or report["failing"]:
         sys.exit(1)
 
 
@@ -96,9 +107,9 @@ def plan_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on
 def apply_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on_first_use,
               jump, jump_key, target, phase, until, jobs) -> None:
     """Compile FILE and bring the inventory's hosts to its plan; resumes after a failure."""
-    from kubeforge.targets.deploy import apply, prepare
+    from kubeforge.targets.deploy import apply
 
-    dep = prepare(file, inventory, build_dir, state_dir)
+    dep = _prepare(file, inventory, build_dir, state_dir)
     selection = _selection(limit, phase, until)
     selection.validate(dep.plan)
     ssh = _ssh(known_hosts, trust_on_first_use, jump, jump_key)
@@ -116,10 +127,9 @@ def apply_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_o
 def reset_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on_first_use,
               jump, jump_key, yes) -> None:
     """Undo what apply did: kubeadm reset, services stopped and disabled, files removed."""
-    from kubeforge.targets.deploy import prepare
     from kubeforge.targets.reset import reset
 
-    dep = prepare(file, inventory, build_dir, state_dir)
+    dep = _prepare(file, inventory, build_dir, state_dir)
     selection = _selection(limit)
     selection.validate(dep.plan)
     hosts = sorted(selection.limit) if selection.limit else [h.name for h in dep.plan.hosts]
@@ -129,7 +139,7 @@ def reset_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_o
     outcome = reset(dep, _ssh(known_hosts, trust_on_first_use, jump, jump_key), hosts)
     for host, error in outcome.items():
         click.echo(f"{host}: {'reset' if not error else 'FAILED: ' + error}")
-    click.echo("iptables rules were left alone (kubeforge creates none)")
+    click.echo("iptables rules were left alone (kubeforge creates none)", err=True)
     sys.exit(1 if any(outcome.values()) else 0)
 
 

@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from kubeforge.cli_args import FileFirst
 from kubeforge.compiler.rbac import Identity, Request
+from kubeforge.console import table_console
 from kubeforge.errors import UsageError
 
 FILE = click.Path(dir_okay=False, path_type=Path)
@@ -65,18 +66,12 @@ def identity_for(program, user: str, groups: tuple[str, ...]) -> Identity:
     return impersonate(user, groups or None)
 
 
-def _console() -> Console:
-    console = Console()
-    # Tables are the output here: don't squeeze them to 80 columns when piped.
-    return console if console.is_terminal else Console(width=240)
-
-
 @click.group("rbac")
 def rbac() -> None:
     """Ask the compiled RBAC of a file: can-i, who-can, matrix."""
 
 
-@rbac.command("can-i")
+@rbac.command("can-i", cls=FileFirst)
 @click.argument("file", type=FILE)
 @click.argument("verb")
 @click.argument("resource")
@@ -102,14 +97,14 @@ def can_i(file: Path, verb: str, resource: str, as_user: str, as_groups: tuple[s
     sys.exit(0 if decision.allowed else 1)
 
 
-@rbac.command("who-can")
+@rbac.command("who-can", cls=FileFirst)
+@click.argument("file", type=FILE)
 @click.argument("verb")
 @click.argument("resource")
-@click.argument("file", type=FILE)
 @click.option("-n", "--namespace", default="", help="Namespace (default: cluster-wide).")
 @click.option("--name", "resource_name", default="", help="A resource name (resourceNames).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def who_can(verb: str, resource: str, file: Path, namespace: str, resource_name: str,
+def who_can(file: Path, verb: str, resource: str, namespace: str, resource_name: str,
             as_json: bool) -> None:
     """The subjects bound to a role that allows VERB RESOURCE."""
     from kubeforge.compiler.rbac_compile import authorizer_for
@@ -128,10 +123,10 @@ def who_can(verb: str, resource: str, file: Path, namespace: str, resource_name:
                   + (f" in {namespace}" if namespace else " cluster-wide"))
     for row in rows:
         table.add_row(*row)
-    _console().print(table)
+    table_console().print(table)
 
 
-@rbac.command("matrix")
+@rbac.command("matrix", cls=FileFirst)
 @click.argument("file", type=FILE)
 @click.option("--json", "as_json", is_flag=True, help="Print the matrix as JSON.")
 def matrix(file: Path, as_json: bool) -> None:
@@ -142,7 +137,7 @@ def matrix(file: Path, as_json: bool) -> None:
     if as_json:
         click.echo(to_json(data), nl=False)
         return
-    console = _console()
+    console = table_console()
     legend = " ".join(f"{letter}={verb}" for verb, letter in VERB_LETTERS.items())
     for scope, rows in data["scopes"].items():
         title = "cluster-wide (all namespaces)" if scope == "*" else f"namespace {scope}"
@@ -180,16 +175,16 @@ def parse_ttl(text: str) -> dt.timedelta:
     return dt.timedelta(seconds=seconds)
 
 
-@kubeconfig.command("user")
-@click.argument("name")
+@kubeconfig.command("user", cls=FileFirst)
 @click.argument("file", type=FILE)
+@click.argument("name")
 @click.option("--ttl", default="24h", show_default=True,
               help="Certificate lifetime (30m, 24h, 7d).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write it (default ./<name>.kubeconfig); never printed.")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Key material directory (default .kubeforge/<cluster>/).")
-def kubeconfig_user(name: str, file: Path, ttl: str, output: Path | None,
+def kubeconfig_user(file: Path, name: str, ttl: str, output: Path | None,
                     state_dir: Path | None) -> None:
     """A fresh short-lived client-certificate kubeconfig for declared user NAME.
 

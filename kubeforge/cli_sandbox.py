@@ -8,7 +8,10 @@ from pathlib import Path
 
 import click
 
+from kubeforge.errors import UsageError
 from kubeforge.targets.sandbox import DEFAULT_DIR, Sandbox
+
+DEFAULT_COUNT = 3
 
 dir_option = click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
                           default=DEFAULT_DIR, show_default=True,
@@ -22,18 +25,30 @@ def sandbox() -> None:
 
 
 @sandbox.command()
-@click.option("-n", "count", type=click.IntRange(1, 200), default=3, show_default=True,
-              help="Number of hosts (node1..nodeN).")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-n", "count", type=click.IntRange(1, 200), default=None,
+              help=f"Without FILE: number of hosts, node1..nodeN [default: {DEFAULT_COUNT}].")
 @dir_option
-@click.option("--subnet", default=None, help="Private subnet (default 10.77.0.0/24, or the one "
-                                             "this sandbox already uses); hosts get .11, .12, ...")
+@click.option("--subnet", default=None, help="Without FILE: private subnet (default "
+                                             "10.77.0.0/24, or the one this sandbox already "
+                                             "uses); hosts get .11, .12, ...")
 @click.option("--name", default=None, help="Prefix of the docker objects (default kubeforge).")
 @json_option
-def up(count: int, directory: Path, subnet: str | None, name: str | None, as_json: bool) -> None:
-    """Start (or reuse and repair) COUNT hosts and write their inventory and known_hosts."""
+def up(file: Path | None, count: int | None, directory: Path, subnet: str | None,
+       name: str | None, as_json: bool) -> None:
+    """Start (or reuse and repair) the hosts FILE's cluster declares (names, roles, addresses)
+    or COUNT hosts node1..nodeN, and write their inventory and known_hosts."""
     started = time.monotonic()
-    box = Sandbox(directory, subnet=subnet, name=name)
-    hosts = box.up(count)
+    if file is not None:
+        if count is not None or subnet is not None:
+            raise UsageError("sandbox up FILE brings up the file's nodes on the subnet that "
+                             "holds them; -n and --subnet are for a sandbox without FILE")
+        cluster = _cluster(file)
+        box = Sandbox.for_cluster(directory, cluster, name=name)
+        hosts = box.up_cluster(cluster)
+    else:
+        box = Sandbox(directory, subnet=subnet, name=name)
+        hosts = box.up(count or DEFAULT_COUNT)
     state = json.loads(box.state_path.read_text())
     if as_json:
         click.echo(json.dumps({
@@ -45,11 +60,34 @@ def up(count: int, directory: Path, subnet: str | None, name: str | None, as_jso
             "seconds": round(time.monotonic() - started, 1)}, indent=2, sort_keys=True))
         return
     for host in hosts:
-        click.echo(f"{host.name}\t{host.address}\t{host.container}")
+        click.echo(f"{host.name}\t{host.address}\t{host.container}\t{' '.join(host.roles)}"
+                   .rstrip())
     click.echo(f"{len(hosts)} hosts up in {time.monotonic() - started:.1f} s; inventory "
                f"{box.inventory}, known_hosts {box.known_hosts}", err=True)
-    click.echo(f"ssh -i {box.key_path} -o UserKnownHostsFile={box.known_hosts} "
-               f"root@{hosts[0].address}", err=True)
+    if file is not None:
+        click.echo(f"next: kubeforge apply {file} -i {_shown(box.inventory)} --known-hosts "
+                   f"{_shown(box.known_hosts)}", err=True)
+    else:
+        click.echo(f"ssh -i {box.key_path} -o UserKnownHostsFile={box.known_hosts} "
+                   f"root@{hosts[0].address}", err=True)
+
+
+def _cluster(file: Path):
+    from kubeforge.compiler.lower import load_program
+
+    program, _ = load_program(file)
+    if program.cluster is None or not program.cluster.nodes:
+        raise UsageError(f"{file}: declares no cluster with nodes, so there are no hosts to "
+                         "bring up")
+    return program.cluster
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is under it (shorter to copy)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 @sandbox.command()

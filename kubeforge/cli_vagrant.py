@@ -106,8 +106,11 @@ def destroy_cmd(file: Path, build_dir: Path) -> None:
 @click.option("--build-dir", default=Path("build"), show_default=True,
               type=click.Path(file_okay=False, path_type=Path),
               help="Build directory `vagrant up` used.")
+@click.option("--trust-on-first-use", is_flag=True,
+              help="VirtualBox/libvirt: read the host keys over `vagrant ssh`, which checks "
+                   "none (docker machines' keys come through docker and need no trust).")
 def inventory_cmd(file: Path, output: Path | None, known_hosts: Path | None,
-                  build_dir: Path) -> None:
+                  build_dir: Path, trust_on_first_use: bool) -> None:
     """Write an Ansible inventory and known_hosts for FILE's running machines."""
     from kubeforge.targets.vagrant import require_running
     from kubeforge.targets.vagrant_inventory import write_inventory
@@ -119,7 +122,8 @@ def inventory_cmd(file: Path, output: Path | None, known_hosts: Path | None,
     known = known_hosts or inventory.with_suffix(".known_hosts")
     with console.status("reading ssh-config and host keys from the machines"):
         machines = require_running(root, cluster)
-        endpoints = write_inventory(root, cluster, machines, inventory, known)
+        endpoints = write_inventory(root, cluster, machines, inventory, known,
+                                    trust_on_first_use)
     for name, endpoint in endpoints.items():
         console.print(f"{name}: {endpoint.user}@{hostport.join(endpoint.host, endpoint.port)}",
                       markup=False)

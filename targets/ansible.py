@@ -14,8 +14,9 @@ Plays are ``any_errors_fatal``, so nothing runs after a failed step: with plays 
 later step might need it (the ssh target goes on with independent work instead).
 
 Connection settings come from the inventory given to ``apply`` (address, port, user, key,
-become) and are written to a 0600 inventory in the runner's private directory; the known
-hosts file and ``StrictHostKeyChecking=yes`` go to OpenSSH, so host keys are checked.
+become) and are written to a 0600 inventory in the runner's private directory. Host keys are
+checked as by the ssh target: against the same known_hosts file, refusing unknown and changed
+keys, recording unknown ones only with trust-on-first-use (see :func:`runtime_inventory`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import json
 import os
 import shlex
 import sys
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -38,9 +40,8 @@ from kubeforge.compiler import hostport
 from kubeforge.compiler.artifacts import write_atomic
 from kubeforge.compiler.emit.ansible import step_id_of
 from kubeforge.compiler.plan import Command, Step
-from kubeforge.errors import UsageError
 from kubeforge.targets.base import (CHANGED, FAILED, OK, SKIPPED, UNCHANGED, HostSpec,
-                                    SshOptions, StepResult)
+                                    ANSIBLE_SSH_ARGS, SshOptions, StepResult, host_key_options)
 from kubeforge.targets.deploy import ApplyReport, Deployment, _log, _timings
 from kubeforge.targets.progress import Progress, render_summary
 from kubeforge.targets.redact import redact, tail
@@ -49,28 +50,44 @@ from kubeforge.targets.runner import Selection
 RUNNER_DIR = "ansible-runner"
 
 
-def runtime_inventory(hosts: dict[str, HostSpec], options: SshOptions) -> dict[str, Any]:
-    """Connection variables per host, with strict host key checking against known_hosts."""
-    if options.trust_on_first_use:
-        raise UsageError("--trust-on-first-use is not available with --target ansible: "
-                         "record the host keys first (e.g. `kubeforge plan --probe "
-                         "--trust-on-first-use`), then apply")
-    ssh_args = ["-o", f"UserKnownHostsFile={Path(options.known_hosts).resolve()}",
-                "-o", "StrictHostKeyChecking=yes",
+def _proxy_command(options: SshOptions, key_file: str | None) -> str:
+    """The jump as a ProxyCommand: options given on ssh's command line do not reach a
+    ProxyJump connection, whose host key would be checked against ~/.ssh instead."""
+    j = options.jump
+    assert j is not None
+    cmd = ["ssh", *host_key_options(options), "-o", "BatchMode=yes",
+           "-o", f"ConnectTimeout={int(options.connect_timeout)}", "-p", str(j.port)]
+    if options.jump_key_file or key_file:
+        cmd += ["-i", str(options.jump_key_file or key_file)]
+    return shlex.join([*cmd, "-W", "%h:%p", f"{j.user}@{j.address}"])
+
+
+def runtime_inventory(hosts: dict[str, HostSpec], options: SshOptions,
+                      control_dir: Path) -> dict[str, Any]:
+    """Connection variables per host, with host keys checked against known_hosts.
+
+    ``ansible_ssh_args`` replaces Ansible's default ssh_args and comes first on ssh's command
+    line, so its StrictHostKeyChecking wins over any later one (OpenSSH keeps the first
+    value); ``ansible_host_key_checking`` keeps Ansible from adding ``=no`` at all. Control
+    sockets live in ``control_dir``, made for this run: a master left from an earlier run,
+    connected under another known_hosts, is never reused."""
+    ssh_args = [*ANSIBLE_SSH_ARGS, "-o", f"ControlPath={control_dir}/%C",
+                *host_key_options(options),
                 "-o", f"ConnectTimeout={int(options.connect_timeout)}"]
-    if options.jump is not None:
-        j = options.jump
-        ssh_args += ["-o", f"ProxyJump={j.user}@{hostport.join(j.address, j.port)}"]
     out: dict[str, Any] = {}
     for name, h in hosts.items():
         hv: dict[str, Any] = {"ansible_host": h.address, "ansible_port": h.port,
                               "ansible_user": h.user, "ansible_become": h.become,
-                              "ansible_become_user": h.become_user,
-                              "ansible_ssh_common_args": shlex.join(ssh_args)}
+                              "ansible_become_user": h.become_user}
         if h.key_file:
             hv["ansible_ssh_private_key_file"] = h.key_file
+        if options.jump is not None:
+            hv["ansible_ssh_common_args"] = shlex.join(
+                ["-o", f"ProxyCommand={_proxy_command(options, h.key_file)}"])
         out[name] = hv
-    return {"all": {"hosts": out}}
+    return {"all": {"vars": {"ansible_host_key_checking": True,
+                             "ansible_ssh_args": shlex.join(ssh_args)},
+                    "hosts": out}}
 
 
 @contextmanager
@@ -103,6 +120,7 @@ class EventTranslator:
 
     steps: dict[str, Step]
     view: Progress
+    known_hosts: Path | None = None  # named in host key refusals
     results: list[StepResult] = field(default_factory=list)
     open: dict[str, _Open] = field(default_factory=dict)  # host -> step in progress
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -150,7 +168,7 @@ class EventTranslator:
             if res.get("censored"):
                 current.message = "output hidden: the step touches secret files (no_log)"
             else:
-                current.message = redact(str(res.get("msg", "")))[:300]
+                current.message = self._message(host, res)
                 current.stderr = tail(str(res.get("stderr", "")).encode())
                 current.stdout = tail(str(res.get("stdout", "")).encode())
 
@@ -161,8 +179,22 @@ class EventTranslator:
             res = data.get("res") or {}
             self.results.append(StepResult(
                 f"{host}/-/{task}", host, "-", FAILED, exit_code=res.get("rc"),
-                message=redact(str(res.get("msg", "")))[:300],
+                message=self._message(host, res),
                 stderr_tail=tail(str(res.get("stderr", "")).encode())))
+
+    def _message(self, host: str, res: dict[str, Any]) -> str:
+        """The result's message; OpenSSH's host key refusals (a banner of @ signs, cut off
+        at 300 characters) in the ssh target's words."""
+        msg = str(res.get("msg", ""))
+        where = self.known_hosts or "known_hosts"
+        if "REMOTE HOST IDENTIFICATION HAS CHANGED" in msg:
+            return (f"{host}: host key mismatch: the host offers a key other than the one "
+                    f"{where} holds for it. Refusing to connect: the host was reinstalled or "
+                    "someone is in the way; check, then remove the old line (ssh-keygen -R)")
+        if "Host key verification failed" in msg:
+            return (f"{host}: its host key is not in {where}; add it (ssh-keyscan) or pass "
+                    "--trust-on-first-use to record it")
+        return redact(msg)[:300]
 
     def _close(self, host: str) -> None:
         current = self.open.pop(host, None)
@@ -198,19 +230,23 @@ def run_playbook(dep: Deployment, options: SshOptions, selection: Selection, job
     steps = selection.steps(dep.plan)
     private = (dep.state_dir / RUNNER_DIR).resolve()  # ansible-runner works from elsewhere
     private.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if options.trust_on_first_use:  # ssh warns but goes on when it cannot record a key
+        Path(options.known_hosts).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     inventory = private / "inventory.yaml"
-    write_atomic(inventory, yaml.safe_dump(runtime_inventory(dep.hosts, options)).encode(),
-                 0o600)
     playbook_dir = (dep.build_root / "ansible").resolve()
     phases = [p for p in dep.plan.phases if any(s.phase == p for s in steps)]
-    with _interpreter_bin_first():
+    # Short and private: a unix socket path is limited to ~100 bytes.
+    with _interpreter_bin_first(), tempfile.TemporaryDirectory(prefix="kf-ssh-") as control:
+        write_atomic(inventory, yaml.safe_dump(
+            runtime_inventory(dep.hosts, options, Path(control))).encode(), 0o600)
         run = ansible_runner.run(
             private_data_dir=str(private), playbook=str(playbook_dir / "site.yml"),
             inventory=str(inventory), event_handler=handler, quiet=True, forks=jobs,
             limit=",".join(sorted({s.host for s in steps})) or None,
             cmdline=f"--tags {','.join(phases)}" if phases else None,
+            # ansible-runner turns host key checking off unless this is set.
             envvars={"ANSIBLE_CONFIG": str(playbook_dir / "ansible.cfg"),
-                     "ANSIBLE_NOCOLOR": "1"},
+                     "ANSIBLE_HOST_KEY_CHECKING": "True", "ANSIBLE_NOCOLOR": "1"},
             rotate_artifacts=3)
     return {"status": run.status, "rc": run.rc, "stats": run.stats or {}}
 
@@ -222,10 +258,14 @@ def apply(dep: Deployment, options: SshOptions, selection: Selection = Selection
     console = console or Console(stderr=True)
     steps = list(selection.steps(dep.plan))
     by_id = {s.id: s for s in steps}
+    if options.jump is not None and steps:
+        from kubeforge.targets.ssh import SshTarget
+
+        SshTarget(options).check_jump(dep.hosts[steps[0].host].key_file)
     state = dep.load_state()
     started, t0 = time.time(), time.monotonic()
     with Progress(steps, console, live) as view:
-        translator = EventTranslator(by_id, view)
+        translator = EventTranslator(by_id, view, Path(options.known_hosts))
         outcome = run_playbook(dep, options, selection, jobs, translator)
         results = translator.finish(steps)
     if outcome["status"] != "successful" and not any(r.status == FAILED for r in results):

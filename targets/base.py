@@ -8,6 +8,7 @@ and ``Session.run`` and gets the scheduler, state, resume and progress for free.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -128,3 +129,30 @@ class StepResult:
     stderr_tail: tuple[str, ...] = ()
     stdout_tail: tuple[str, ...] = ()
     started: float = 0.0  # wall clock, for the timings file
+
+
+#: Ansible's default ssh_args, which an inventory's ``ansible_ssh_args`` replaces.
+ANSIBLE_SSH_ARGS = ("-C", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s")
+
+
+def host_key_options(options: SshOptions) -> list[str]:
+    """OpenSSH options that check host keys against exactly ``options.known_hosts`` (no
+    global file, no hashing, so the ssh target reads what ssh records), refusing unknown
+    keys unless trust-on-first-use was asked for (``accept-new`` records them)."""
+    known = str(Path(options.known_hosts).resolve())
+    if " " in known:
+        known = f'"{known}"'  # ssh reads a space as the start of a second file
+    return ["-o", f"UserKnownHostsFile={known}", "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "StrictHostKeyChecking="
+                  + ("accept-new" if options.trust_on_first_use else "yes"),
+            "-o", "HashKnownHosts=no", "-o", "CheckHostIP=no"]
+
+
+def ansible_host_key_vars(known_hosts: Path) -> dict[str, object]:
+    """Inventory variables that make plain ansible check host keys against ``known_hosts``
+    as kubeforge does: ``ansible_ssh_args`` comes first on ssh's command line (OpenSSH keeps
+    the first value of an option) and ``ansible_host_key_checking`` keeps Ansible from
+    adding ``StrictHostKeyChecking=no`` (ansible-runner's default) at all."""
+    return {"ansible_host_key_checking": True,
+            "ansible_ssh_args": shlex.join([*ANSIBLE_SSH_ARGS,
+                                            *host_key_options(SshOptions(known_hosts))])}

@@ -8,6 +8,7 @@ where the connection variables live.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import signal
 import threading
@@ -42,6 +43,7 @@ class Deployment:
     build_root: Path
     state_dir: Path
     hosts: dict[str, HostSpec]
+    warnings: tuple[str, ...] = ()  # for a person, before anything runs
 
     @property
     def state_path(self) -> Path:
@@ -72,6 +74,21 @@ def map_hosts(plan: Plan, inventory: Path) -> dict[str, HostSpec]:
     return {name: HostSpec.from_inventory(by_name[name]) for name in planned}
 
 
+def address_warnings(plan: Plan, hosts: dict[str, HostSpec], inventory: Path) -> list[str]:
+    """Nodes the inventory reaches at an address other than the declared one. That can be
+    right (a port forward, NAT, a jump), but the certificates carry the declared addresses
+    (SANs), and etcd, the API server and the kubelets talk to each other there."""
+    out = []
+    for node in plan.hosts:
+        reached = hosts[node.name].address
+        if ipaddress.ip_address(reached) != ipaddress.ip_address(node.address):
+            out.append(f"{inventory}: {node.name} is reached at {reached} but declared at "
+                       f"{node.address}; its certificates carry the declared address, where the "
+                       "cluster's members will talk to it: fine behind a port forward or NAT, "
+                       "else make the two agree")
+    return out
+
+
 def prepare(source: Path, inventory: Path, build_dir: Path,
             state_dir: Path | None = None) -> Deployment:
     """Compile ``source`` into ``build_dir`` and pair its plan with ``inventory``."""
@@ -80,7 +97,9 @@ def prepare(source: Path, inventory: Path, build_dir: Path,
     result = compile_file(source, build_dir, state_dir=state_dir)
     plan = Plan.from_json((result.root / "plan.json").read_text())
     state = Path(state_dir) if state_dir else default_state_dir(plan.cluster)
-    return Deployment(plan, result.root, state, map_hosts(plan, Path(inventory)))
+    hosts = map_hosts(plan, Path(inventory))
+    return Deployment(plan, result.root, state, hosts,
+                      tuple(address_warnings(plan, hosts, Path(inventory))))
 
 
 @contextmanager

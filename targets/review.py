@@ -2,8 +2,11 @@
 
 Without ``--probe`` the answer comes from the recorded apply state (a step is unchanged when
 it was applied with the same definition and no service input changed since); with
-``--probe`` every step's own check runs on the hosts, read-only. Always-run steps (read-only
-checks and waits) are counted as checks, not changes. Only step ids and paths are shown.
+``--probe`` every step's own check runs on the hosts, read-only, and so do the checks of the
+``preflight`` phase themselves (root, programs, ports, resources: read-only by the plan's
+contract), exactly as apply would run them, so a check that would stop the apply shows up
+as *failing* with its output (``missing: gpg``). Other always-run steps (waits) are counted
+as checks, not changes. Only step ids, paths and the preflight checks' output are shown.
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeforge.compiler.plan import Command, Step
+from kubeforge.targets import actions
 from kubeforge.targets.base import Target, TargetError
 from kubeforge.targets.deploy import Deployment
 from kubeforge.targets.execute import Sessions, StepRunner
+from kubeforge.targets.redact import redact
 from kubeforge.targets.runner import Selection
 
-CHANGE, SAME, CHECK, BLOCKED = "change", "unchanged", "check", "blocked"
+CHANGE, SAME, CHECK, BLOCKED, FAILING = "change", "unchanged", "check", "blocked", "failing"
+PREFLIGHT = "preflight"
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,8 @@ def review(dep: Deployment, selection: Selection, target: Target | None = None) 
                 missing = runner.missing_programs(s)
                 if missing:
                     out.append(Verdict(s, BLOCKED, f"{missing[0]} is not installed"))
+                elif _always(s) and s.phase == PREFLIGHT:
+                    out.append(_preflight(runner, s))
                 elif _always(s):
                     out.append(Verdict(s, CHECK))
                 elif runner.satisfied(s, clean=False) and not state.needs_restart(s):
@@ -61,33 +69,52 @@ def review(dep: Deployment, selection: Selection, target: Target | None = None) 
     return out
 
 
+def _preflight(runner: StepRunner, step: Step) -> Verdict:
+    """Run a preflight check as apply runs it; failing, its output is the reason."""
+    assert isinstance(step.action, Command)
+    out = runner.sessions.get(step.host).run(actions.command_script(step.action),
+                                             timeout=actions.action_timeout(step))
+    if out.exit_code == 0:
+        return Verdict(step, CHECK)
+    lines = [line.strip() for line in (out.stdout + out.stderr).decode(errors="replace")
+             .splitlines() if line.strip()]
+    note = "; ".join(lines[:5]) or f"exit code {out.exit_code}"
+    return Verdict(step, FAILING, redact(note)[:300])
+
+
 def as_dict(dep: Deployment, verdicts: list[Verdict], probed: bool) -> dict[str, Any]:
     hosts: dict[str, dict[str, dict[str, Any]]] = {}
     for v in verdicts:
         phase = hosts.setdefault(v.step.host, {}).setdefault(
-            v.step.phase, {CHANGE: [], BLOCKED: [], SAME: 0, CHECK: 0})
-        if v.verdict in (CHANGE, BLOCKED):
+            v.step.phase, {CHANGE: [], BLOCKED: [], FAILING: [], SAME: 0, CHECK: 0})
+        if v.verdict in (CHANGE, BLOCKED, FAILING):
             phase[v.verdict].append({"step": v.step.id, "note": v.note} if v.note
                                     else v.step.id)
         else:
             phase[v.verdict] += 1
     return {"cluster": dep.plan.cluster, "probed": probed,
             "changes": sum(v.verdict == CHANGE for v in verdicts),
-            "blocked": sum(v.verdict == BLOCKED for v in verdicts), "hosts": hosts}
+            "blocked": sum(v.verdict == BLOCKED for v in verdicts),
+            "failing": sum(v.verdict == FAILING for v in verdicts), "hosts": hosts}
 
 
 def render(report: dict[str, Any]) -> str:
     basis = "probed on the hosts" if report["probed"] else "against the recorded apply state"
     lines = [f"plan for cluster {report['cluster']} ({basis}): {report['changes']} steps would "
-             f"change" + (f", {report['blocked']} blocked" if report["blocked"] else "")]
+             f"change" + (f", {report['blocked']} blocked" if report["blocked"] else "")
+             + (f", {report['failing']} preflight checks failing: apply would stop there"
+                if report["failing"] else "")]
     for host, phases in report["hosts"].items():
         lines.append(f"  [{host}]")
         for phase, v in phases.items():
             lines.append(f"    {phase}: {len(v[CHANGE])} to change, {v[SAME]} unchanged, "
                          f"{v[CHECK]} checks" + (f", {len(v[BLOCKED])} blocked"
-                                                 if v[BLOCKED] else ""))
+                                                 if v[BLOCKED] else "")
+                         + (f", {len(v[FAILING])} failing" if v[FAILING] else ""))
             for item in v[CHANGE]:
                 lines.append(f"      ~ {item}")
+            for item in v[FAILING]:
+                lines.append(f"      x {item['step']} fails: {item['note']}")
             for item in v[BLOCKED]:
                 lines.append(f"      ! {item['step']}: {item['note']}")
     return "\n".join(lines)

@@ -1,10 +1,13 @@
 """Sandbox hosts: local systemd hosts with real sshd to deploy onto, as a product feature.
 
 ``Sandbox(dir).up(n)`` starts ``node1..nodeN`` as docker containers on a private internal
-bridge network (addresses .11, .12, ... of the subnet), each with its own filesystem, hostname,
-systemd as PID 1 and its own SSH host keys, and writes into ``dir`` the client key, a
-known_hosts with every host's real key, an Ansible YAML inventory and ``state.json``: the
-exact list of what it created, which is all ``down()`` removes.
+bridge network (addresses .11, .12, ... of the subnet); ``Sandbox.for_cluster(dir, cluster)``
+and ``up_cluster(cluster)`` start exactly the nodes a cluster file declares instead, with their
+names and addresses, on the subnet that holds them. Each host has its own filesystem,
+hostname, systemd as PID 1 and its own SSH host keys. ``dir`` receives the client key, a
+known_hosts with every host's real key, an Ansible YAML inventory (grouped by role when the
+hosts come from a cluster, so ``apply`` takes it as it is) and ``state.json``: the exact list
+of what it created, which is all ``down()`` removes.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kubeforge.compiler.artifacts import write_atomic
+from kubeforge.compiler.ir import Cluster
 from kubeforge.targets import sandbox_daemon as daemon
 from kubeforge.targets import sandbox_docker as docker
 from kubeforge.targets import sandbox_kernel as kernel
@@ -45,9 +49,40 @@ class SandboxHost:
     user: str
     key_path: Path
     container: str
+    roles: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "key_path": str(self.key_path)}
+        return {**asdict(self), "key_path": str(self.key_path), "roles": list(self.roles)}
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A host ``up`` is to bring up: its hostname, address and (from a cluster) roles."""
+
+    name: str
+    address: str
+    roles: tuple[str, ...] = ()
+
+
+def cluster_subnet(cluster: Cluster) -> str:
+    """The sandbox subnet for ``cluster``: its declared ``network { nodes ... }``, else the
+    /24 of its first control plane (the language's default, which its checks already hold
+    every node to), refusing addresses a container cannot take there (network, gateway,
+    broadcast)."""
+    if cluster.node_cidr is not None:
+        net = ipaddress.ip_network(cluster.node_cidr)
+    else:
+        first = next((n for n in cluster.nodes if n.is_control_plane), cluster.nodes[0])
+        net = ipaddress.ip_network(f"{first.address}/24", strict=False)
+    if net.version != 4:
+        raise SandboxError(f"sandbox: cluster {cluster.name} uses IPv6 node addresses; "
+                           "sandbox hosts are IPv4 only")
+    reserved = {net.network_address, net.network_address + 1, net.broadcast_address}
+    for node in cluster.nodes:
+        if node.address in reserved:
+            raise SandboxError(f"sandbox: node {node.name} has {node.address}, which {net} "
+                               "keeps for its network, gateway or broadcast address")
+    return str(net)
 
 
 class Sandbox:
@@ -99,8 +134,15 @@ class Sandbox:
         return self.hosts_from(self._load())
 
     def hosts_from(self, state: dict) -> list[SandboxHost]:
-        return [SandboxHost(h["name"], h["address"], 22, "root", self.key_path, h["container"])
+        return [SandboxHost(h["name"], h["address"], 22, "root", self.key_path, h["container"],
+                            tuple(h.get("roles", ())))
                 for h in state.get("hosts", [])]
+
+    @classmethod
+    def for_cluster(cls, directory: Path | str, cluster: Cluster, *,
+                    name: str | None = None) -> "Sandbox":
+        """The sandbox in ``directory`` on the subnet that holds ``cluster``'s nodes."""
+        return cls(directory, subnet=cluster_subnet(cluster), name=name)
 
     def address(self, index: int) -> str:
         net = ipaddress.ip_network(self.subnet)
@@ -114,12 +156,23 @@ class Sandbox:
         """Start (or reuse and repair) hosts node1..nodeN; returns them once sshd answers."""
         if n < 1:
             raise SandboxError("sandbox: need at least one host")
+        return self._locked_up([Wanted(f"node{i}", self.address(i)) for i in range(1, n + 1)])
+
+    def up_cluster(self, cluster: Cluster) -> list[SandboxHost]:
+        """Start (or reuse and repair) exactly the nodes ``cluster`` declares, by name, at
+        their addresses and with their roles (the inventory's groups)."""
+        if str(ipaddress.ip_network(self.subnet)) != cluster_subnet(cluster):
+            raise SandboxError(f"sandbox: cluster {cluster.name} needs subnet "
+                               f"{cluster_subnet(cluster)}, this sandbox uses {self.subnet}")
+        return self._locked_up([Wanted(n.name, str(n.address), n.roles) for n in cluster.nodes])
+
+    def _locked_up(self, wanted: list[Wanted]) -> list[SandboxHost]:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.dir.chmod(0o700)  # it holds the private key
         with locked(f"sandbox-{self.name}"):
-            return self._up(n)
+            return self._up(wanted)
 
-    def _up(self, n: int) -> list[SandboxHost]:
+    def _up(self, hosts: list[Wanted]) -> list[SandboxHost]:
         started = time.monotonic()
         state = self._load() or {"name": self.name, "subnet": self.subnet, "containers": [],
                                  "iptables": [], "network": None, "hosts": []}
@@ -151,7 +204,7 @@ class Sandbox:
             state["iptables"].append(rule)
         self._save(state)
 
-        wanted = [(f"node{i}", f"{self.name}-node{i}", self.address(i)) for i in range(1, n + 1)]
+        wanted = [(h.name, f"{self.name}-{h.name}", h.address) for h in hosts]
         for container in [c for c in state["containers"] if c not in {w[1] for w in wanted}]:
             docker.remove_container(container)  # `up -n 3` after `up -n 6`: exactly 3 remain
             state["containers"].remove(container)
@@ -165,12 +218,14 @@ class Sandbox:
             keys = list(pool.map(lambda w: docker.host_keys(w[1]), wanted))
         write_atomic(self.known_hosts, known_hosts_text(
             {address: k for (_, _, address), k in zip(wanted, keys)}).encode(), 0o644)
-        state["hosts"] = [{"name": h, "container": c, "address": a} for h, c, a in wanted]
-        hosts = self.hosts_from(state)
-        write_atomic(self.inventory, inventory_text(hosts, self.key_path).encode(), 0o644)
+        state["hosts"] = [{"name": h.name, "container": c, "address": h.address,
+                           "roles": list(h.roles)} for h, (_, c, _) in zip(hosts, wanted)]
+        up = self.hosts_from(state)
+        write_atomic(self.inventory,
+                     inventory_text(up, self.key_path, self.known_hosts).encode(), 0o644)
         state["up_seconds"] = round(time.monotonic() - started, 1)
         self._save(state)
-        return hosts
+        return up
 
     def _ensure_host(self, state: dict, hostname: str, container: str, address: str,
                      image: str, keys_tar: bytes) -> None:

@@ -56,14 +56,25 @@ def known_hosts_text(host_keys: dict[str, list[str]]) -> str:
                                     for address, keys in host_keys.items() for key in keys)
 
 
-def inventory_text(hosts, key_path: Path) -> str:
-    """An Ansible YAML inventory: every host under `all.hosts`, no groups (the cluster file
-    decides roles) and only the standard connection variables, so strict loaders accept it.
-    The hosts' keys are in the known_hosts file next to it."""
-    inventory = {"all": {
+def inventory_text(hosts, key_path: Path, known_hosts: Path | None = None) -> str:
+    """An Ansible YAML inventory: every host under `all.hosts` with the standard connection
+    variables, so strict loaders accept it. Hosts brought up from a cluster file are also in
+    the groups of their roles (`control_plane`, `workers`, `etcd`, `loadbalancers`), which is
+    what `kubeforge apply` wants; `up -n` hosts have no roles, so no groups. The hosts' keys
+    are in the known_hosts file next to it, which plain ansible is told to check too."""
+    from kubeforge.compiler.inventory import GROUP_ROLES
+    from kubeforge.targets.base import ansible_host_key_vars
+
+    inventory: dict = {"all": {
         "hosts": {h.name: {"ansible_host": h.address, "ansible_port": h.port,
                            "ansible_user": h.user,
                            "ansible_ssh_private_key_file": str(key_path)} for h in hosts},
     }}
+    if known_hosts is not None:
+        inventory["all"]["vars"] = ansible_host_key_vars(known_hosts)
+    children = {group: {"hosts": {h.name: None for h in hosts if role in h.roles}}
+                for group, role in GROUP_ROLES.items() if any(role in h.roles for h in hosts)}
+    if children:
+        inventory["all"]["children"] = children
     return "# Written by `kubeforge sandbox up`; rewritten on every up.\n" + yaml.safe_dump(
         inventory, sort_keys=False)

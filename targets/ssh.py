@@ -170,15 +170,32 @@ class SshTarget:
         if transport is not None:
             transport.set_keepalive(15)  # notice a dead peer between long steps
 
+    def _open_jump(self, key_file: str | None) -> paramiko.SSHClient:
+        jump = self.options.jump
+        assert jump is not None
+        label = f"jump host {jump.address}"
+        client = self._client(label)
+        try:
+            self._connect(client, label, jump.address, jump.port, jump.user,
+                          self.options.jump_key_file or key_file)
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def check_jump(self, key_file: str | None) -> None:
+        """Reach the jump host alone, with this target's host key rules: a transport that
+        tunnels through it by other means (the ansible target's ProxyCommand, whose ssh
+        cannot report back) gets a refusal in these words before it starts."""
+        if self.options.jump is not None:
+            self._open_jump(key_file).close()
+
     def open(self, host: HostSpec) -> SshSession:
         jump_client = None
         sock = None
         jump = self.options.jump
         if jump is not None:
-            jump_label = f"jump host {jump.address}"
-            jump_client = self._client(jump_label)
-            self._connect(jump_client, jump_label, jump.address, jump.port, jump.user,
-                          self.options.jump_key_file or host.key_file)
+            jump_client = self._open_jump(host.key_file)
             try:
                 sock = jump_client.get_transport().open_channel(  # type: ignore[union-attr]
                     "direct-tcpip", (host.address, host.port), ("127.0.0.1", 0),

@@ -2,8 +2,11 @@
 
 ``vagrant ssh-config`` gives each machine's user, key and ssh endpoint, but turns host-key
 checking off; the keys in known_hosts are read from each machine's own
-``/etc/ssh/ssh_host_*_key.pub`` instead, over ``vagrant ssh``, so ``plan``, ``apply`` and
-``verify`` connect with host-key checking on.
+``/etc/ssh/ssh_host_*_key.pub`` instead, so ``plan``, ``apply`` and ``verify`` connect with
+host-key checking on. For docker machines they are read through the docker daemon (``docker
+exec``), a local channel that needs no host key. VirtualBox and libvirt machines are only
+reachable over ``vagrant ssh``, which checks no host key: reading the keys that way is trust
+on first use, so it is done only when asked for (``--trust-on-first-use``).
 
 Which address the inventory uses: with the docker provider the declared address itself
 (port 22), since Vagrant's network for it is a bridge on this very machine; deploying to the
@@ -25,6 +28,7 @@ from kubeforge.compiler.artifacts import write_atomic
 from kubeforge.compiler.inventory import inventory_groups
 from kubeforge.compiler.ir import Cluster
 from kubeforge.targets import known_hosts
+from kubeforge.targets.base import ansible_host_key_vars
 from kubeforge.targets.vagrant import QUERY_TIMEOUT, Machine, VagrantError, vagrant
 
 HOST_KEY_FILES = "cat /etc/ssh/ssh_host_*_key.pub"
@@ -73,15 +77,40 @@ def parse_host_keys(name: str, text: str) -> list[str]:
     return keys
 
 
-def host_keys(root: Path, names: list[str]) -> dict[str, list[str]]:
-    """Every machine's public host keys, read from its filesystem; in parallel, since each
-    ``vagrant ssh`` pays Vagrant's start-up of a few seconds."""
-    def read(name: str) -> list[str]:
-        return parse_host_keys(name, vagrant(root, "ssh", name, "-c", HOST_KEY_FILES,
-                                             timeout=QUERY_TIMEOUT))
+def container_id(root: Path, name: str) -> str:
+    """The docker container of machine ``name`` (Vagrant keeps its id per machine)."""
+    try:
+        return (root / ".vagrant" / "machines" / name / "docker" / "id").read_text().strip()
+    except OSError:
+        raise VagrantError(f"{name}: Vagrant records no docker container for it in {root}; "
+                           "run `kubeforge vagrant up` first") from None
 
-    with ThreadPoolExecutor(max_workers=min(8, len(names) or 1)) as pool:
-        return dict(zip(names, pool.map(read, names)))
+
+def host_keys(root: Path, machines: list[Machine],
+              trust_on_first_use: bool = False) -> dict[str, list[str]]:
+    """Every machine's public host keys, read from its filesystem: through docker for docker
+    machines, else over ``vagrant ssh`` (unverified, so only with ``trust_on_first_use``).
+    In parallel, since each ``vagrant ssh`` pays Vagrant's start-up of a few seconds."""
+    from kubeforge.targets.sandbox_run import out
+
+    unverified = [m.name for m in machines if m.provider != "docker"]
+    if unverified and not trust_on_first_use:
+        raise VagrantError(
+            f"the host keys of {', '.join(unverified)} can only be read over `vagrant ssh`, "
+            "which checks no host key (trust on first use); pass --trust-on-first-use to "
+            "read and record them that way")
+
+    def read(machine: Machine) -> list[str]:
+        if machine.provider == "docker":
+            text = out(["docker", "exec", container_id(root, machine.name), "sh", "-c",
+                        HOST_KEY_FILES], timeout=QUERY_TIMEOUT)
+        else:
+            text = vagrant(root, "ssh", machine.name, "-c", HOST_KEY_FILES,
+                           timeout=QUERY_TIMEOUT)
+        return parse_host_keys(machine.name, text)
+
+    with ThreadPoolExecutor(max_workers=min(8, len(machines) or 1)) as pool:
+        return dict(zip([m.name for m in machines], pool.map(read, machines)))
 
 
 def endpoints_for(cluster: Cluster, machines: list[Machine],
@@ -115,8 +144,7 @@ def inventory_text(cluster: Cluster, endpoints: dict[str, Endpoint], known_hosts
             hosts[node.name]["ansible_become"] = True
     children = inventory_groups([(n.name, n.roles, None) for n in cluster.nodes])
     doc = {"all": {
-        "vars": {"ansible_ssh_common_args": f"-o UserKnownHostsFile={known_hosts} "
-                                            "-o StrictHostKeyChecking=yes"},
+        "vars": ansible_host_key_vars(known_hosts),
         "hosts": hosts,
         "children": children,
     }}
@@ -126,11 +154,11 @@ def inventory_text(cluster: Cluster, endpoints: dict[str, Endpoint], known_hosts
 
 
 def write_inventory(root: Path, cluster: Cluster, machines: list[Machine], inventory: Path,
-                    known_hosts: Path) -> dict[str, Endpoint]:
+                    known_hosts: Path, trust_on_first_use: bool = False) -> dict[str, Endpoint]:
     """Query the running machines and write both files; returns the endpoints used."""
     names = [n.name for n in cluster.nodes]
+    keys = host_keys(root, machines, trust_on_first_use)
     ssh = ssh_endpoints(vagrant(root, "ssh-config", timeout=QUERY_TIMEOUT), names)
-    keys = host_keys(root, names)
     endpoints = endpoints_for(cluster, machines, ssh)
     write_atomic(known_hosts, known_hosts_text(endpoints, keys).encode(), 0o644)
     write_atomic(inventory, inventory_text(cluster, endpoints, known_hosts.absolute()).encode(),

@@ -4,7 +4,9 @@ pytest runs in a child process (the generated conftest and test modules are impo
 and xdist workers are processes anyway) with testinfra's paramiko backend. Hosts are reached
 through a generated ssh config (0600, in a private temp directory) that names each plan node
 with its address, user, key and known_hosts: the generated conftest rejects any host key not
-in that file. Results come back through pytest's JUnit XML, whose properties carry the node,
+in that file. Before that, every host is reached once the way ``apply`` reaches it (the ssh
+target), so an untrusted host is refused with the same message, and trust-on-first-use
+records a new key the same way. Results come back through pytest's JUnit XML, whose properties carry the node,
 check and phase of every row.
 """
 
@@ -21,9 +23,10 @@ from typing import Iterable
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from kubeforge.errors import KubeforgeError
-from kubeforge.targets.base import HostSpec
+from kubeforge.targets.base import HostSpec, SshOptions, TargetError
 from kubeforge.targets.redact import redact
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
@@ -86,12 +89,39 @@ def parse_report(report: Path) -> list[CheckResult]:
     return results
 
 
-def run_checks(build_root: Path, hosts: dict[str, HostSpec], known_hosts: Path, *,
+def connect_all(hosts: dict[str, HostSpec], options: SshOptions) -> None:
+    """Reach every host once as ``apply`` does; raise one TargetError naming each host that
+    cannot be reached or trusted."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kubeforge.targets.ssh import SshTarget
+
+    target = SshTarget(options)
+
+    def reach(host: HostSpec) -> str | None:
+        try:
+            target.open(host)
+        except TargetError as exc:
+            return str(exc)
+        return None
+
+    try:
+        with ThreadPoolExecutor(max_workers=min(8, len(hosts) or 1)) as pool:
+            problems = [p for p in pool.map(reach, hosts.values()) if p]
+    finally:
+        target.close()
+    if problems:
+        raise TargetError("\n".join(problems))
+
+
+def run_checks(build_root: Path, hosts: dict[str, HostSpec], options: SshOptions, *,
                until: str | None = None, phases: Iterable[str] = (), preflight: bool = False,
                jobs: int = 0) -> list[CheckResult]:
     suite = (build_root / "verify").resolve()  # pytest runs from a temp directory
     if not (suite / "conftest.py").is_file():
         raise KubeforgeError(f"{suite} holds no generated checks; compile the file first")
+    connect_all(hosts, options)
+    known_hosts = Path(options.known_hosts)
     jobs = jobs or min(4, len(hosts), os.cpu_count() or 1)
     with tempfile.TemporaryDirectory(prefix="kubeforge-verify-") as tmp:
         config, report = Path(tmp) / "ssh_config", Path(tmp) / "report.xml"
@@ -111,14 +141,21 @@ def run_checks(build_root: Path, hosts: dict[str, HostSpec], known_hosts: Path, 
 def render(results: list[CheckResult], console: Console, show_passed: bool = True) -> None:
     """One table per host: every check with its phase and outcome; then the totals."""
     for node in sorted({r.node for r in results}):
+        rows = [r for r in sorted((r for r in results if r.node == node), key=lambda r: r.check)
+                if r.status != PASSED or show_passed]
         table = Table(title=f"verify {node}", title_justify="left")
-        for column in ("check", "phase", "result", "detail"):
-            # Fold rather than cut with an ellipsis: the end of a check's name is the path.
-            table.add_column(column, overflow="fold")
-        for r in sorted((r for r in results if r.node == node), key=lambda r: r.check):
-            if r.status == PASSED and not show_passed:
-                continue
-            table.add_row(r.check, r.phase, f"[{STYLE[r.status]}]{r.status}[/]", r.message)
+        # A check names a path, which must stay whole to be copied: the column is as wide as
+        # the longest check, and a check's detail goes on the lines below it, wrapped at spaces
+        # within that width (a fourth column would squeeze the paths on an 80-column screen).
+        table.add_column("check / detail",
+                         min_width=max((len(r.check) for r in rows), default=5))
+        table.add_column("phase", no_wrap=True)
+        table.add_column("result", no_wrap=True)
+        for r in rows:
+            cell = Text(r.check)
+            if r.message:
+                cell.append("\n  " + r.message, style="dim")
+            table.add_row(cell, r.phase, Text(r.status, style=STYLE[r.status]))
         console.print(table)
     counts = {s: sum(r.status == s for r in results) for s in (PASSED, FAILED, SKIPPED)}
     console.print(f"{len(results)} checks: {counts[PASSED]} passed, {counts[FAILED]} failed, "

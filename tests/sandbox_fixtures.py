@@ -84,3 +84,25 @@ def sandbox():
         record = _sessions(box, leave)
         if not record["pids"] and record["created"] and os.environ.get("KUBEFORGE_SANDBOX_KEEP") != "1":
             box.down()
+
+
+@pytest.fixture
+def shared_sandbox_paused():
+    """For a test that brings up a sandbox of its own on the shared subnet (the README's path,
+    10.77.0.0/24): the shared sandbox, if it runs, goes down first and comes back afterwards
+    with as many hosts (new host keys, same files). e2e runs are one at a time (flock), so no
+    other test uses it meanwhile."""
+    if os.geteuid() != 0:
+        pytest.skip("sandbox hosts need root (dockerd, iptables)")
+    from kubeforge.targets.sandbox import Sandbox
+
+    box = Sandbox(_sandbox_dir())
+    count = len(box.hosts())
+    running = count and any(row["sshd"] for row in box.status())
+    if running:
+        box.down()
+    try:
+        yield
+    finally:
+        if running:
+            box.up(max(HOSTS, count))

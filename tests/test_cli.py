@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from kubeforge.cli import main
@@ -104,3 +107,38 @@ def test_check_reports_a_bad_patch_at_its_line(tmp_path):
     assert result.exit_code == 1
     assert f"{path}:6:9: error[E130]: the patched deployment `web` is invalid" in result.output
     assert "spec.replicas" in result.output
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipe")
+    proc = subprocess.run([sys.executable, "-m", "kubeforge", "compile",
+                           str(EXAMPLES / "ha-cluster.kf"), "-o", str(root / "build"),
+                           "--state-dir", str(root / "state")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return root / "build" / "ha-lab"
+
+
+@pytest.mark.parametrize("args", [
+    ("certs", "check-expiration", "{build}"),
+    ("rbac", "can-i", "{multi}", "get", "pods", "--as", "alice"),
+    ("rbac", "who-can", "{multi}", "get", "secrets", "-n", "team-a"),
+    ("rbac", "matrix", "{multi}"),
+    ("compile", "{ha}", "-o", "{tmp}/b", "--state-dir", "{tmp}/s", "--json"),
+    ("fmt", "{ha}"),
+], ids=lambda a: " ".join(a[:2]))
+def test_a_reader_that_goes_away_ends_the_command_quietly(built, tmp_path, args):
+    """`kubeforge ... | head`: the reader closes the pipe; no traceback, no exit code that
+    means failure or a bug, just the SIGPIPE death every Unix filter dies."""
+    names = {"build": built, "multi": EXAMPLES / "multi-team.kf", "ha": EXAMPLES / "ha-cluster.kf",
+             "tmp": tmp_path}
+    read, write = os.pipe()
+    os.close(read)  # gone before the first byte: every write fails with EPIPE
+    try:
+        proc = subprocess.run([sys.executable, "-m", "kubeforge",
+                               *(a.format(**names) for a in args)],
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert proc.returncode == -signal.SIGPIPE, proc.stderr
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr

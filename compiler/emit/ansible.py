@@ -83,6 +83,10 @@ interpreter_python = auto_silent
 
 [ssh_connection]
 pipelining = True
+# OpenSSH takes the first value it is given for an option, and these come before anything
+# Ansible adds (ansible-runner sets ANSIBLE_HOST_KEY_CHECKING=False, which adds
+# StrictHostKeyChecking=no after them): an unknown or changed host key is refused.
+ssh_args = -C -o ControlMaster=auto -o ControlPersist=60s -o StrictHostKeyChecking=yes
 """
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,10 @@ import yaml
 from kubeforge.compiler.build import compile_file
 from kubeforge.compiler.emit.ansible import step_id_of, waves
 from kubeforge.compiler.plan import Plan
+from kubeforge.targets.ansible import runtime_inventory
+from kubeforge.targets.base import HostSpec, JumpHost, SshOptions
 from tests.conftest import EXAMPLES, FIXED_NOW, assert_golden
+from tests.ssh_command import first_option, ssh_command
 
 GOLDEN = Path(__file__).parent / "golden"
 BIN = Path(sys.executable).parent
@@ -106,6 +110,38 @@ def test_waves_split_a_phase_only_at_needs_across_hosts(build):
 def test_ansible_cfg_keeps_host_key_checking_on(build):
     cfg = (build / "ansible" / "ansible.cfg").read_text()
     assert "host_key_checking = True" in cfg
+    # Run as ansible-runner runs it (ANSIBLE_HOST_KEY_CHECKING=False): ssh still gets
+    # StrictHostKeyChecking=yes first, which is the value OpenSSH keeps.
+    command = ssh_command(build / "ansible" / "inventory.yaml", "cp1",
+                          {"ANSIBLE_HOST_KEY_CHECKING": "False"},
+                          config=build / "ansible" / "ansible.cfg")
+    assert first_option(command, "StrictHostKeyChecking") == "yes"
+
+
+@pytest.mark.parametrize("tofu", [False, True])
+def test_runtime_inventory_checks_host_keys_against_the_given_file(tmp_path, tofu):
+    known = tmp_path / "known hosts"  # a space: ssh would read two file names
+    hosts = {"cp1": HostSpec("cp1", "127.0.0.1", 1, "root", str(tmp_path / "key")),
+             "cp2": HostSpec("cp2", "127.0.0.1", 1, "root", str(tmp_path / "key"))}
+    jump = JumpHost("admin", "127.0.0.2", 2222)
+    inventory = tmp_path / "inventory.yaml"
+    for options in (SshOptions(known, tofu), SshOptions(known, tofu, jump)):
+        inventory.write_text(yaml.safe_dump(runtime_inventory(hosts, options, tmp_path)))
+        command = ssh_command(inventory, "cp2", {"ANSIBLE_HOST_KEY_CHECKING": "False"})
+        assert first_option(command, "StrictHostKeyChecking") == \
+            ("accept-new" if tofu else "yes")
+        assert first_option(command, "UserKnownHostsFile") == str(known)
+        assert first_option(command, "GlobalKnownHostsFile") == "/dev/null"
+        assert first_option(command, "ControlPath").startswith(f"{tmp_path}/")
+        proxy = first_option(command, "ProxyCommand")
+        if options.jump is None:
+            assert proxy is None
+        else:  # the jump host's key is checked against the same file, the same way
+            argv = shlex.split(proxy)
+            assert argv[0] == "ssh" and argv[-1] == "admin@127.0.0.2" and "2222" in argv
+            assert first_option(argv, "UserKnownHostsFile") == str(known)
+            assert first_option(argv, "StrictHostKeyChecking") == \
+                ("accept-new" if tofu else "yes")
 
 
 @pytest.mark.skipif(not (BIN / "ansible-playbook").exists() and not shutil.which(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pytest
 from rich.console import Console
@@ -160,3 +161,39 @@ def test_stale_build_is_refused(setup):
     (dep.build_root / "nodes/a/app.conf").write_bytes(b"edited by hand\n")
     report, by_id, _ = run(dep, hosts)
     assert "does not match plan.json" in by_id["a/os-prepare/upload-etc-app-app.conf"].message
+
+
+def test_without_a_terminal_each_host_and_phase_reports_when_it_finishes(setup):
+    dep, hosts = setup
+    _, _, text = run(dep, hosts)
+    for host in ("a", "b"):
+        for phase in {s.phase for s in dep.plan.steps}:
+            lines = [line for line in text.splitlines()
+                     if line.startswith(f"{host}: phase {phase} finished in ")]
+            assert len(lines) == 1, (host, phase, text)
+    assert re.search(r"^a: phase os-prepare finished in [\d.]+s: 1 changed$", text, re.M), text
+    _, _, text = run(dep, hosts)  # nothing changes, and the phases still report
+    assert re.search(r"^b: phase pki finished in [\d.]+s: 1 unchanged$", text, re.M), text
+
+
+def test_failed_and_blocked_steps_are_counted_apart(setup):
+    from kubeforge.targets.progress import Progress
+
+    dep, hosts = setup
+    hosts["a"].fail["systemctl restart"] = 3
+    report, _, text = run(dep, hosts)
+    assert re.search(r"^a: phase loadbalancer finished in [\d.]+s: 1 failed$", text, re.M)
+    assert re.search(r"^a: phase etcd finished: 1 blocked$", text, re.M), text  # never started
+    assert re.search(r"steps in [\d.]+s: .*1 failed, 2 blocked$", text, re.M), text
+    assert "2 steps blocked: not run because something they need failed" in text
+    # The live table a terminal shows: one column each.
+    out = io.StringIO()
+    console = Console(file=out, width=200)
+    view = Progress(dep.plan.steps, console, live=False)
+    for r in report.results:
+        view.finished(r)
+    console.print(view._table())
+    header = next(line for line in out.getvalue().splitlines() if "host" in line)
+    assert re.search(r"changed\s*┃\s*failed\s*┃\s*blocked", header), header
+    row_a = next(line for line in out.getvalue().splitlines() if line.startswith("│ a "))
+    assert [c.strip() for c in row_a.split("│")[1:6]] == ["a", "5/5", "2", "1", "1"], row_a

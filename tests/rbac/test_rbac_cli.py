@@ -159,12 +159,12 @@ def test_can_i_as_group_follows_impersonation(tmp_path):
 
 
 def test_who_can_command():
-    result = cli("rbac", "who-can", "patch", "deployments", "-n", "team-a", EXAMPLE, "--json")
+    result = cli("rbac", "who-can", EXAMPLE, "patch", "deployments", "-n", "team-a", "--json")
     assert result.exit_code == 0
     subjects = {row["subject"] for row in json.loads(result.output)}
     assert subjects == {"Group system:masters", "Group team-a-devs",
                         "ServiceAccount team-a/ci"}
-    table = cli("rbac", "who-can", "get", "secrets", "-n", "team-b", EXAMPLE)
+    table = cli("rbac", "who-can", EXAMPLE, "get", "secrets", "-n", "team-b")
     assert "team-b-devs" in table.output and "auditors" not in table.output
 
 
@@ -216,7 +216,7 @@ def test_kubeconfig_user_ttl(tmp_path):
     ca = pki.ensure_cas(program.cluster, state, dt.datetime.now(dt.timezone.utc)).ca
     out = tmp_path / "carol.conf"
     before = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    result = cli("kubeconfig", "user", "carol", EXAMPLE, "--ttl", "8h", "-o", out,
+    result = cli("kubeconfig", "user", EXAMPLE, "carol", "--ttl", "8h", "-o", out,
                  "--state-dir", tmp_path / "state")
     after = dt.datetime.now(dt.timezone.utc)
     assert result.exit_code == 0, result.output
@@ -239,9 +239,22 @@ def test_kubeconfig_user_ttl(tmp_path):
 
 
 def test_kubeconfig_user_errors(tmp_path):
-    unknown = cli("kubeconfig", "user", "alicia", EXAMPLE, "--state-dir", tmp_path)
+    unknown = cli("kubeconfig", "user", EXAMPLE, "alicia", "--state-dir", tmp_path)
     assert unknown.exit_code == 2 and "did you mean `alice`" in unknown.output
-    no_ca = cli("kubeconfig", "user", "alice", EXAMPLE, "--state-dir", tmp_path / "empty")
+    no_ca = cli("kubeconfig", "user", EXAMPLE, "alice", "--state-dir", tmp_path / "empty")
     assert no_ca.exit_code == 1 and "no cluster CA" in no_ca.output
-    bad_ttl = cli("kubeconfig", "user", "alice", EXAMPLE, "--ttl", "soon")
+    bad_ttl = cli("kubeconfig", "user", EXAMPLE, "alice", "--ttl", "soon")
     assert bad_ttl.exit_code == 2 and "--ttl" in bad_ttl.output
+
+
+@pytest.mark.parametrize("args", [
+    ("rbac", "who-can", "get", "secrets", "{file}"),  # the order before FILE came first
+    ("rbac", "can-i", "--as", "alice", "get", "pods", "{file}"),
+    ("kubeconfig", "user", "alice", "{file}"),
+])
+def test_file_in_the_wrong_place_says_the_file_comes_first(args):
+    result = cli(*(str(EXAMPLE) if a == "{file}" else a for a in args))
+    assert result.exit_code == 2
+    assert "no such file" in result.output and f"`{EXAMPLE}` is one: the file comes first" \
+        in result.output, result.output
+    assert f"usage: kubeforge {args[0]} {args[1]} FILE " in result.output, result.output

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import ipaddress
 import tarfile
 
 import pytest
 import yaml
 from click.testing import CliRunner
 from kubeforge.targets import sandbox_daemon, sandbox_image
-from kubeforge.targets.sandbox import Sandbox, SandboxHost
+from kubeforge.targets.sandbox import Sandbox, SandboxHost, cluster_subnet
 from kubeforge.targets.sandbox_files import (
     authorized_keys_tar,
     client_key,
@@ -75,15 +76,72 @@ def test_authorized_keys_tar_modes():
 
 def test_inventory_and_known_hosts_text(tmp_path):
     hosts = [SandboxHost("node1", "10.77.0.11", 22, "root", tmp_path / "k", "kubeforge-node1")]
-    inventory = yaml.safe_load(inventory_text(hosts, tmp_path / "k"))
-    assert inventory == {"all": {"hosts": {"node1": {
+    inventory = yaml.safe_load(inventory_text(hosts, tmp_path / "k", tmp_path / "kh"))
+    assert inventory["all"]["hosts"] == {"node1": {
         "ansible_host": "10.77.0.11", "ansible_port": 22, "ansible_user": "root",
-        "ansible_ssh_private_key_file": str(tmp_path / "k")}}}}
+        "ansible_ssh_private_key_file": str(tmp_path / "k")}}
+    assert "children" not in inventory["all"]  # `up -n` hosts have no roles
+    assert inventory["all"]["vars"]["ansible_host_key_checking"] is True
+    assert f"UserKnownHostsFile={tmp_path / 'kh'} " in inventory["all"]["vars"]["ansible_ssh_args"]
     key = client_key(tmp_path)[1].split()[1]  # a real ed25519 public key
     text = known_hosts_text({"10.77.0.11": [f"ssh-ed25519 {key} root@node1"]})
     assert text == f"10.77.0.11 ssh-ed25519 {key}\n"
     with pytest.raises(ValueError, match="unreadable host key"):
         known_hosts_text({"10.77.0.11": ["ssh-ed25519 AAAAkey root@node1"]})
+
+
+def test_a_cluster_files_hosts_get_a_grouped_inventory_apply_takes(tmp_path):
+    """`sandbox up FILE`: the hosts are the file's nodes, by name and address, and the
+    inventory puts them in their roles' groups, so the deploy loader maps every node."""
+    from kubeforge.compiler.lower import load_program
+    from kubeforge.compiler.plan import Plan
+    from kubeforge.compiler.build import compile_file
+    from kubeforge.targets.deploy import map_hosts
+    from tests.conftest import EXAMPLES
+
+    for example in ("sandbox.kf", "ha-cluster.kf"):
+        cluster = load_program(EXAMPLES / example)[0].cluster
+        assert cluster_subnet(cluster) == "10.77.0.0/24"
+        hosts = [SandboxHost(n.name, str(n.address), 22, "root", tmp_path / "k",
+                             f"kubeforge-{n.name}", n.roles) for n in cluster.nodes]
+        path = tmp_path / "inventory.yaml"
+        path.write_text(inventory_text(hosts, tmp_path / "k", tmp_path / "known_hosts"))
+        result = compile_file(EXAMPLES / example, tmp_path / "build", state_dir=tmp_path / example)
+        plan = Plan.from_json((result.root / "plan.json").read_text())
+        mapped = map_hosts(plan, path)
+        assert {n: h.address for n, h in mapped.items()} == \
+            {n.name: str(n.address) for n in cluster.nodes}
+        assert all(h.key_file == str(tmp_path / "k") for h in mapped.values())
+    groups = yaml.safe_load(path.read_text())["all"]["children"]
+    assert groups == {"control_plane": {"hosts": {"cp1": None, "cp2": None, "cp3": None}},
+                      "workers": {"hosts": {"worker1": None, "worker2": None}}}
+
+
+@pytest.mark.parametrize("network, address, subnet", [
+    ("nodes 10.77.0.0/24", "10.77.0.1", "10.77.0.0/24"),  # docker's gateway
+    ("nodes 10.77.0.0/24", "10.77.0.255", "10.77.0.0/24"),
+    ("pods 10.244.0.0/16", "10.50.3.0", "10.50.3.0/24"),  # the assumed /24's network address
+])
+def test_an_address_the_sandbox_cannot_give_a_container_is_refused(write_kf, network, address,
+                                                                    subnet):
+    from kubeforge.compiler.lower import load_program
+
+    ok = str(ipaddress.ip_network(subnet).network_address + 11)
+    path = write_kf(f'cluster c {{\n  kubernetes "1.31.2"\n  network {{ {network} }}\n'
+                    f'  node a {{ address {ok}  role control-plane worker }}\n'
+                    f'  node b {{ address {address}  role worker }}\n}}\n')
+    cluster = load_program(path)[0].cluster
+    with pytest.raises(SandboxError, match=f"node b has {address}, which {subnet} keeps"):
+        cluster_subnet(cluster)
+
+
+def test_sandbox_up_file_refuses_count_and_subnet(tmp_path):
+    from tests.conftest import EXAMPLES
+
+    result = CliRunner().invoke(main, ["sandbox", "up", str(EXAMPLES / "sandbox.kf"), "-n", "2",
+                                       "--dir", str(tmp_path)])
+    assert result.exit_code == 2 and "-n and --subnet are for a sandbox without FILE" in \
+        result.output
 
 
 def test_addresses_start_at_11_and_stay_in_the_subnet(tmp_path):

@@ -19,6 +19,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from tests.host_keys import tampered
 from tests.vagrant.vagrant_helpers import needs_vagrant
 
 pytestmark = [pytest.mark.e2e, needs_vagrant]
@@ -136,6 +137,22 @@ def test_verify_passes_on_the_deployed_machines(lab):
     failed = [c for c in ours if c["status"] == "failed"]
     assert not failed, failed
     assert sum(c["status"] == "passed" for c in ours) >= 10, ours
+
+
+def test_a_changed_host_key_is_refused_by_every_transport(lab, tmp_path):
+    run, net = lab
+    build = run.root / "build" / CLUSTER
+    known = tampered(build / "vagrant-inventory.known_hosts",
+                     str(net.network_address + NODES["lb1"]), tmp_path / "known_hosts")
+    common = ("lab.kf", "-i", str(build / "vagrant-inventory.yaml"), "--known-hosts",
+              str(known), "--limit", "lb1")
+    for command in (("plan", "--probe"), ("apply", "--until", "preflight"),
+                    ("apply", "--target", "ansible", "--until", "preflight"),
+                    ("verify", "--preflight")):
+        proc = run.kf(*command, *common)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 1, (command, out)
+        assert "lb1: host key mismatch" in out and "Refusing to connect" in out, (command, out)
 
 
 def test_destroy_leaves_nothing(lab, tmp_path):

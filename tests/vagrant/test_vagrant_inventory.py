@@ -7,9 +7,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kubeforge.compiler.inventory import load_inventory
+from tests.ssh_command import first_option, ssh_command
 from kubeforge.targets.vagrant import Machine, VagrantError
-from kubeforge.targets.vagrant_inventory import (Endpoint, endpoints_for, inventory_text,
-                                                 known_hosts_text, parse_host_keys, ssh_endpoints)
+from kubeforge.targets.vagrant_inventory import (Endpoint, endpoints_for, host_keys,
+                                                 inventory_text, known_hosts_text,
+                                                 parse_host_keys, ssh_endpoints)
 
 SOURCE = """
 cluster lab {
@@ -88,9 +90,14 @@ def test_inventory_round_trips_through_the_deploy_loader(cluster, tmp_path):
     settings = hosts["lb2"].settings()
     assert settings["port"] == 2200 and settings["user"] == "vagrant"
     assert settings["become"] is True  # not root: sudo
-    ssh_args = dict(hosts["lb2"].vars)["ansible_ssh_common_args"]
+    ssh_args = dict(hosts["lb2"].vars)["ansible_ssh_args"]
     assert f"UserKnownHostsFile={tmp_path / 'inv.known_hosts'}" in ssh_args
     assert "StrictHostKeyChecking=yes" in ssh_args
+    assert settings["ansible_host_key_checking"] is True
+    # What plain ansible makes of it, even where host key checking was turned off.
+    command = ssh_command(path, "lb2", {"ANSIBLE_HOST_KEY_CHECKING": "False"})
+    assert first_option(command, "StrictHostKeyChecking") == "yes"
+    assert first_option(command, "UserKnownHostsFile") == str(tmp_path / "inv.known_hosts")
 
 
 def test_known_hosts_uses_the_inventory_names_and_real_keys():
@@ -108,3 +115,11 @@ def test_known_hosts_uses_the_inventory_names_and_real_keys():
 def test_host_keys_must_be_real(output):
     with pytest.raises(VagrantError, match="lb1"):
         parse_host_keys("lb1", output)
+
+
+def test_keys_read_over_vagrant_ssh_need_trust_on_first_use(tmp_path):
+    """`vagrant ssh` checks no host key: reading keys that way is trust on first use."""
+    with pytest.raises(VagrantError, match="--trust-on-first-use") as info:
+        host_keys(tmp_path, [Machine("cp1", "virtualbox", "running"),
+                             Machine("lb1", "docker", "running")])
+    assert "cp1" in str(info.value) and "lb1" not in str(info.value)

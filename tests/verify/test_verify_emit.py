@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import ast
+import io
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from rich.console import Console
 
 from kubeforge.compiler.build import compile_file
 from kubeforge.compiler.plan import Plan
-from kubeforge.targets.verify import parse_report, ssh_config
+from kubeforge.targets.verify import FAILED, PASSED, CheckResult, parse_report, render, ssh_config
 from kubeforge.targets.base import HostSpec
 from tests.conftest import EXAMPLES, FIXED_NOW, assert_golden
 
@@ -91,3 +94,20 @@ def test_parse_report_reads_node_check_and_phase(tmp_path):
     assert (result.node, result.check, result.phase, result.status) == \
         ("cp1", "file /x", "pki", "failed")
     assert "0600" in result.message
+
+
+@pytest.mark.parametrize("width", [80, 120, 240])
+def test_tables_keep_every_check_path_whole(width):
+    checks = ["certificate /etc/kubernetes/pki/apiserver-kubelet-client.crt",
+              "file /etc/kubernetes/pki/etcd/healthcheck-client.key", "service etcd"]
+    results = [CheckResult("cp1", c, "pki", FAILED if i == 0 else PASSED,
+                           "the certificate lacks SANs ['10.77.0.11'] and expires in 3 days; "
+                           "recompile and apply to renew it" if i == 0 else "")
+               for i, c in enumerate(checks)]
+    out = io.StringIO()
+    render(results, Console(file=out, width=width), show_passed=True)
+    text = out.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= width
+    for check in checks:
+        assert re.search(rf"│ {re.escape(check)}\s+│ pki\s+│ (failed|passed)", text), text
+    assert "lacks SANs" in text and "renew it" in text and "3 passed" not in text
