@@ -62,7 +62,7 @@ def inventory_text(hosts, key_path: Path, known_hosts: Path | None = None) -> st
     the groups of their roles (`control_plane`, `workers`, `etcd`, `loadbalancers`), which is
     what `kubeforge apply` wants; `up -n` hosts have no roles, so no groups. The hosts' keys
     are in the known_hosts file next to it, which plain ansible is told to check too."""
-    from kubeforge.compiler.inventory import GROUP_ROLES
+    from kubeforge.compiler.inventory import inventory_groups
     from kubeforge.targets.base import ansible_host_key_vars
 
     inventory: dict = {"all": {
@@ -72,8 +72,7 @@ def inventory_text(hosts, key_path: Path, known_hosts: Path | None = None) -> st
     }}
     if known_hosts is not None:
         inventory["all"]["vars"] = ansible_host_key_vars(known_hosts)
-    children = {group: {"hosts": {h.name: None for h in hosts if role in h.roles}}
-                for group, role in GROUP_ROLES.items() if any(role in h.roles for h in hosts)}
+    children = inventory_groups([(h.name, h.roles, None) for h in hosts])
     if children:
         inventory["all"]["children"] = children
     return "# Written by `kubeforge sandbox up`; rewritten on every up.\n" + yaml.safe_dump(

@@ -114,7 +114,9 @@ def test_a_cluster_files_hosts_get_a_grouped_inventory_apply_takes(tmp_path):
         assert all(h.key_file == str(tmp_path / "k") for h in mapped.values())
     groups = yaml.safe_load(path.read_text())["all"]["children"]
     assert groups == {"control_plane": {"hosts": {"cp1": None, "cp2": None, "cp3": None}},
-                      "workers": {"hosts": {"worker1": None, "worker2": None}}}
+                      "workers": {"hosts": {"worker1": None, "worker2": None}},
+                      "etcd": {"children": {"control_plane": {}}},  # stacked
+                      "k8s_cluster": {"children": {"control_plane": {}, "workers": {}}}}
 
 
 @pytest.mark.parametrize("network, address, subnet", [

@@ -93,7 +93,7 @@ def test_inventory_round_trips_through_the_deploy_loader(cluster, tmp_path):
     ssh_args = dict(hosts["lb2"].vars)["ansible_ssh_args"]
     assert f"UserKnownHostsFile={tmp_path / 'inv.known_hosts'}" in ssh_args
     assert "StrictHostKeyChecking=yes" in ssh_args
-    assert settings["ansible_host_key_checking"] is True
+    assert dict(hosts["lb2"].vars)["ansible_host_key_checking"] is True
     # What plain ansible makes of it, even where host key checking was turned off.
     command = ssh_command(path, "lb2", {"ANSIBLE_HOST_KEY_CHECKING": "False"})
     assert first_option(command, "StrictHostKeyChecking") == "yes"
