@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import signal
 import threading
 import time
@@ -23,6 +24,7 @@ from kubeforge.compiler.artifacts import write_atomic
 from kubeforge.compiler.build import compile_file, default_state_dir
 from kubeforge.compiler.inventory import InventoryProblem, load_inventory
 from kubeforge.compiler.plan import Plan
+from kubeforge.compiler.state import StateDir
 from kubeforge.errors import UsageError
 from kubeforge.targets.base import CHANGED, FAILED, HostSpec, StepResult, Target
 from kubeforge.targets.execute import Sessions, StepRunner
@@ -49,6 +51,11 @@ class Deployment:
 
     def load_state(self) -> ApplyState:
         return ApplyState.load(self.state_path, self.plan.cluster)
+
+    @property
+    def digest_key(self) -> bytes:
+        """The key of the secret uploads' digests in plan.json (made by the compile)."""
+        return StateDir(self.state_dir).digest_key()
 
 
 def map_hosts(plan: Plan, inventory: Path) -> dict[str, HostSpec]:
@@ -148,7 +155,8 @@ def _log(dep: Deployment, report: ApplyReport, started: float) -> None:
         lines += [f"    stderr| {line}" for line in r.stderr_tail]
         lines += [f"    stdout| {line}" for line in r.stdout_tail]
     dep.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(dep.state_dir / "apply.log", "a", encoding="utf-8") as fh:
+    with open(dep.state_dir / "apply.log", "a", encoding="utf-8",
+              opener=lambda path, flags: os.open(path, flags, 0o600)) as fh:
         fh.write(redact("\n".join(lines)) + "\n")
 
 
@@ -158,7 +166,7 @@ def apply(dep: Deployment, target: Target, selection: Selection = Selection(), j
     steps = selection.steps(dep.plan)
     state = dep.load_state()
     sessions = Sessions(target, dep.hosts)
-    runner = StepRunner(dep.plan, dep.build_root, state, sessions)
+    runner = StepRunner(dep.plan, dep.build_root, state, sessions, digest_key=dep.digest_key)
     stop = threading.Event()
     started, t0 = time.time(), time.monotonic()
     try:
