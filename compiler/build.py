@@ -74,7 +74,8 @@ def compile_file(source: str | Path, out_dir: str | Path, *, state_dir: str | Pa
         warnings.append(Diagnostic(
             "W301", f"the state directory was readable by others: tightened {len(tightened)} "
             f"mode(s): {'; '.join(tightened[:3])}{'; ...' if len(tightened) > 3 else ''}",
-            Span(str(state), 0, 0, 0, 0), "keep it 0700 with 0600 files: it holds every key"))
+            Span(str(state), 0, 0, 0, 0), "keep it 0700 with 0600 files: it holds every key",
+            "warning"))
     try:
         ctx = run_emitters(program, state, now or dt.datetime.now(dt.timezone.utc))
     except DiagnosticError as err:
