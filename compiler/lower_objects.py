@@ -128,7 +128,7 @@ class ObjectLowerer(MetaLowerer):
                     self.error("E117", f"file `{path_v.py}` {problem}", path_v.span)
                 else:
                     if PRIVATE_KEY.search(text):
-                        self.warn("W108", f"file `{path_v.py}` holds a private key, and a "
+                        self.warn("W110", f"file `{path_v.py}` holds a private key, and a "
                                   "config is written to a world-readable manifest",
                                   path_v.span, f'put it in a secret: `secret NAME {{ {key} '
                                   f'from file "{path_v.py}" }}`')

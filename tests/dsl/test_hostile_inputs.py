@@ -249,7 +249,7 @@ def test_private_key_in_a_config_warns(tmp_path):
         CLUSTER + 'namespace a { config c { key from file "id.pem" } }\n')
     result = cli("check", "main.kf", cwd=tmp_path)
     assert result.exit_code == 0
-    assert "main.kf:6:40: warning[W108]: file `id.pem` holds a private key" in result.output
+    assert "main.kf:6:40: warning[W110]: file `id.pem` holds a private key" in result.output
     assert 'put it in a secret: `secret NAME { key from file "id.pem" }`' in result.output
     assert cli("check", "--strict", "main.kf", cwd=tmp_path).exit_code == 1
 
