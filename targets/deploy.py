@@ -26,6 +26,7 @@ from kubeforge.compiler.inventory import InventoryProblem, load_inventory
 from kubeforge.compiler.plan import Plan
 from kubeforge.compiler.state import StateDir
 from kubeforge.errors import UsageError
+from kubeforge.fileio import path_problem
 from kubeforge.targets.base import CHANGED, FAILED, HostSpec, StepResult, Target
 from kubeforge.targets.execute import Sessions, StepRunner
 from kubeforge.targets.progress import Progress, render_summary
@@ -82,8 +83,10 @@ def map_hosts(plan: Plan, inventory: Path) -> dict[str, HostSpec]:
 def prepare(source: Path, inventory: Path, build_dir: Path,
             state_dir: Path | None = None) -> Deployment:
     """Compile ``source`` into ``build_dir`` and pair its plan with ``inventory``."""
-    if not Path(inventory).exists():  # a file or a directory of inventories
-        raise UsageError(f"inventory {inventory} does not exist")
+    # A file or a directory of inventories; a device, a pipe or a loop says what it is.
+    problem = None if os.path.isdir(inventory) else path_problem(inventory)
+    if problem:
+        raise UsageError(f"inventory {inventory} {problem}")
     result = compile_file(source, build_dir, state_dir=state_dir)
     plan = Plan.from_json((result.root / "plan.json").read_text())
     state = Path(state_dir) if state_dir else default_state_dir(plan.cluster)

@@ -368,3 +368,13 @@ def test_json_output_for_other_errors_of_any_command(tmp_path):
     assert result.exit_code == 2
     assert json.loads(result.stdout) == {"ok": False, "error": "nope.kf: no such file",
                                          "diagnostics": []}
+
+
+def test_files_on_the_command_line_that_are_devices(tmp_path):
+    (tmp_path / "main.kf").write_text(CLUSTER)
+    result = cli("check", "/dev/null", cwd=tmp_path)
+    assert (result.exit_code, result.output) == \
+        (2, "/dev/null: is a character device, not a regular file\n")
+    result = cli("plan", "main.kf", "-i", "/dev/null", cwd=tmp_path)
+    assert (result.exit_code, result.output) == \
+        (2, "inventory /dev/null is a character device, not a regular file\n")
