@@ -212,9 +212,13 @@ def _make_path(kind: str, size: int, where: Path) -> str:
 def test_paths_that_are_not_readable_files(slot, kind, size):
     where = _fresh_dir()
     path = _make_path(kind, size, where)
-    err = _check(slot.replace("{}", path).replace("{{", "{").replace("}}", "}"), where)
-    usable = kind == "not-utf8" and "secret" in slot or kind == "dir" and "bundle" in slot
-    if not usable:  # a secret may hold any bytes; a bundle is a directory
+    text = slot.replace("{}", path).replace("{{", "{").replace("}}", "}")
+    if "bundle" in slot:  # checked whole when compiling
+        main = _write(text, where)
+        err = _outcome(lambda: compile_file(main, where / "build", state_dir=where / "state"))
+    else:
+        err = _check(text, where)
+    if kind != "not-utf8" or "secret" not in slot:  # a secret may hold any bytes
         assert isinstance(err, DiagnosticError), err
 
 

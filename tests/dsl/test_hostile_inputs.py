@@ -161,8 +161,9 @@ PATH_SLOTS = {  # source with @P@ for the path, where the diagnostic is, its mes
                "E117", "file `@P@` @W@"),
     "secret": (CLUSTER + 'namespace a { secret s { k from file "@P@" } }\n', 6, 38,
                "E117", "file `@P@` @W@"),
-    "bundle": (CLUSTER.replace("  pki", '  install bundle path "@P@"\n  pki'), 3, 23,
-               "E117", "bundle path `@P@` @W@"),
+    # A bundle is checked whole when compiling (compiler/emit/bundle.py), at its `path`.
+    "bundle": (CLUSTER.replace("  pki", '  install bundle path "@P@"\n  pki'), 3, 18,
+               "E150", "install bundle: @P@ @W@"),
 }
 
 
@@ -189,7 +190,8 @@ def test_paths_that_are_not_files(tmp_path, slot):
     if slot != "bundle":
         cases["/dev/null"] = "is a character device, not a regular file"
     for path, what in cases.items():
-        found = diagnose(tmp_path, template.replace("@P@", path))
+        found = diagnose(tmp_path, template.replace("@P@", path),
+                         command="compile" if slot == "bundle" else "check")
         expected = message.replace("@P@", path).replace("@W@", what)
         assert (line, col, code, expected) in found, (path, found)
 
