@@ -177,6 +177,8 @@ PATH_SLOTS = [
     CLUSTER + 'namespace a {{ config c {{ k from file "{}" }} }}\n',
     CLUSTER + 'namespace a {{ secret s {{ k from file "{}" }} }}\n',
     CLUSTER.replace("  pki", '  install bundle path "{}"\n  pki'),
+    CLUSTER + WORKLOAD.format('patch from file "{}"'),
+    CLUSTER + WORKLOAD.format('command "sh" from file "{}"'),
     'cluster lab {{\n  kubernetes "1.31.2"\n  nodes from "{}"\n}}\n',
 ]
 

@@ -161,6 +161,8 @@ PATH_SLOTS = {  # source with @P@ for the path, where the diagnostic is, its mes
                "E117", "file `@P@` @W@"),
     "secret": (CLUSTER + 'namespace a { secret s { k from file "@P@" } }\n', 6, 38,
                "E117", "file `@P@` @W@"),
+    "patch": (CLUSTER + 'namespace a { config c { k = "v"  patch from file "@P@" } }\n', 6, 51,
+              "E117", "file `@P@` @W@"),
     # A bundle is checked whole when compiling (compiler/emit/bundle.py), at its `path`.
     "bundle": (CLUSTER.replace("  pki", '  install bundle path "@P@"\n  pki'), 3, 18,
                "E150", "install bundle: @P@ @W@"),
