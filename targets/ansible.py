@@ -36,7 +36,6 @@ from typing import Any, Iterator
 import yaml
 from rich.console import Console
 
-from kubeforge.compiler import hostport
 from kubeforge.compiler.artifacts import write_atomic
 from kubeforge.compiler.emit.ansible import step_id_of
 from kubeforge.compiler.plan import Command, Step

@@ -59,9 +59,10 @@ def known_hosts_text(host_keys: dict[str, list[str]]) -> str:
 def inventory_text(hosts, key_path: Path, known_hosts: Path | None = None) -> str:
     """An Ansible YAML inventory: every host under `all.hosts` with the standard connection
     variables, so strict loaders accept it. Hosts brought up from a cluster file are also in
-    the groups of their roles (`control_plane`, `workers`, `etcd`, `loadbalancers`), which is
-    what `kubeforge apply` wants; `up -n` hosts have no roles, so no groups. The hosts' keys
-    are in the known_hosts file next to it, which plain ansible is told to check too."""
+    the groups of their roles (`control_plane`, `workers`, `etcd`, `loadbalancers`, as every
+    inventory kubeforge writes), which is what `kubeforge apply` wants; `up -n` hosts have no
+    roles, so no groups. The hosts' keys are in the known_hosts file next to it, which plain
+    ansible is told to check too."""
     from kubeforge.compiler.inventory import inventory_groups
     from kubeforge.targets.base import ansible_host_key_vars
 

@@ -63,7 +63,8 @@ def test_the_readme_sandbox_path_works_as_written(tmp_path, shared_sandbox_pause
         inventory = yaml.safe_load((tmp_path / ".kubeforge/sandbox/inventory.yaml").read_text())
         assert {n: h["ansible_host"] for n, h in inventory["all"]["hosts"].items()} == \
             {n.name: str(n.address) for n in cluster.nodes}
-        groups = {g: set(body["hosts"]) for g, body in inventory["all"]["children"].items()}
+        groups = {g: set(body.get("hosts") or ())  # k8s_cluster has children only
+                  for g, body in inventory["all"]["children"].items()}
         assert groups["etcd"] == {n.name for n in cluster.nodes if "etcd" in n.roles}
         assert groups["control_plane"] == {n.name for n in cluster.nodes if n.is_control_plane}
         listed = outputs["sandbox"].stdout.splitlines()
