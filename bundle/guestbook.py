@@ -7,7 +7,10 @@ cluster with no registry:
 - ``gcr.io/google_samples/gb-redisslave:v3``, a replica: the same base and upstream's
   ``/run.sh``, which replicates from the ``redis-master`` Service;
 - ``gcr.io/google-samples/gb-frontend:v4``, the frontend: upstream's PHP page (``GET /``,
-  ``/guestbook.php?cmd=set|get``) as a static Go program (``bundle/apps/guestbook``) on :80.
+  ``/guestbook.php?cmd=set|get``) as a static Go program (``bundle/apps/guestbook``) on :80;
+- ``gcr.io/google-samples/gb-frontend:v5``, the same program with ``GUESTBOOK_RELEASE=v5``
+  (v4's says ``v4``), so a rolling update and its rollback can be run offline and seen in
+  each answer's ``X-Guestbook-Release`` header.
 
 The redis images share one Debian root file system (the essential set plus
 ``redis-server``, built like the Debian base) and run as its ``redis`` user; the frontend
@@ -19,18 +22,20 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from kubeforge.bundle.archive import ImageConfig
+from kubeforge.bundle.archive import DEFAULT_PATH, ImageConfig
 from kubeforge.bundle.images import ImageSpec
 from kubeforge.bundle.layout import KUBELET_ROLES
 from kubeforge.bundle.rootfs import CLEANUP, RootfsRecipe
 
 REDIS_MASTER_IMAGE = "registry.k8s.io/redis:e2e"
 REDIS_REPLICA_IMAGE = "gcr.io/google_samples/gb-redisslave:v3"
-FRONTEND_IMAGE = "gcr.io/google-samples/gb-frontend:v4"
+FRONTEND_REPOSITORY = "gcr.io/google-samples/gb-frontend"
+FRONTEND_RELEASES = ("v4", "v5")  # v4 is the example's; v5 is what it rolls out to
 #: Image -> what it is, for ``bundle check`` and the docs.
 IMAGES = {REDIS_MASTER_IMAGE: "the guestbook's redis master",
           REDIS_REPLICA_IMAGE: "the guestbook's redis replica",
-          FRONTEND_IMAGE: "the guestbook's frontend"}
+          **{f"{FRONTEND_REPOSITORY}:{tag}": f"the guestbook's frontend ({tag})"
+             for tag in FRONTEND_RELEASES}}
 
 REDIS_BASE = RootfsRecipe("redis-base", ("redis-server",), 'set -eu\nroot="$1"\n' + CLEANUP)
 REDIS_USER = "redis"  # created by the redis-server package
@@ -49,7 +54,8 @@ def data_sources() -> dict[str, Path]:
 
 
 def guestbook_image_specs(redis_ids: str) -> list[ImageSpec]:
-    """The three images; ``redis_ids`` is ``uid:gid`` of the redis user in the redis base."""
+    """The images of :data:`IMAGES`; ``redis_ids`` is ``uid:gid`` of the redis user in the
+    redis base."""
     conf = ("/etc/redis.conf", "redis.conf", 0o644)
     redis = dict(user=redis_ids, workdir=REDIS_DIR, ports=("6379/tcp",))
     return [
@@ -58,7 +64,10 @@ def guestbook_image_specs(redis_ids: str) -> list[ImageSpec]:
         ImageSpec(REDIS_REPLICA_IMAGE, "redis", KUBELET_ROLES, REDIS_BASE.name,
                   (conf, ("/run.sh", "redis-replica-run.sh", 0o755)),
                   ImageConfig(cmd=("/run.sh",), **redis)),
-        ImageSpec(FRONTEND_IMAGE, "guestbook", KUBELET_ROLES, "static",
+    ] + [
+        ImageSpec(f"{FRONTEND_REPOSITORY}:{tag}", "guestbook", KUBELET_ROLES, "static",
                   ((f"/{FRONTEND}", FRONTEND, 0o755),),
-                  ImageConfig(entrypoint=(f"/{FRONTEND}",), ports=("80/tcp",))),
-    ]
+                  ImageConfig(entrypoint=(f"/{FRONTEND}",), ports=("80/tcp",),
+                              env=(DEFAULT_PATH, f"GUESTBOOK_RELEASE={tag}")),
+                  stem="gb-frontend" if tag == FRONTEND_RELEASES[0] else f"gb-frontend-{tag}")
+        for tag in FRONTEND_RELEASES]

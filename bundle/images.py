@@ -46,11 +46,12 @@ class ImageSpec:
     base: str  # "scratch" | "static" | "debian" | a root file system given to ImageBuilder
     files: tuple[tuple[str, str, int], ...]  # (path in the image, source name, mode)
     config: ImageConfig
+    stem: str = ""  # the archive's file stem when a second tag of one repository needs its own
 
     @property
     def short(self) -> str:
         """The archive's file stem: the repository's last element (``kube-apiserver``)."""
-        return self.name.rpartition(":")[0].rpartition("/")[2]
+        return self.stem or self.name.rpartition(":")[0].rpartition("/")[2]
 
 
 def _binary(name: str) -> tuple[str, str, int]:

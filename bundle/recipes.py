@@ -195,7 +195,7 @@ def echo() -> GoRecipe:
     return _local("echo", ECHO_VERSION, "kubeforge.local/echo", "echo", "echo")
 
 
-GUESTBOOK_VERSION = "v1.0.0"
+GUESTBOOK_VERSION = "v1.1.0"
 
 
 def guestbook() -> GoRecipe:

@@ -71,7 +71,10 @@ def make_sources(src: Path, images: tuple[str, ...] = BUNDLE_IMAGES, version: st
         (src / f"cni-{name}").write_bytes(f"cni {name}\n".encode())
     entries, image_entries = [], []
     for name in images:
-        short = name.rpartition(":")[0].rpartition("/")[2]
+        repository, _, tag = name.rpartition(":")
+        short = repository.rpartition("/")[2]
+        if f"images/{short}.tar" in files:  # a second tag of one repository (gb-frontend:v5)
+            short = f"{short}-{tag}"
         archive = src / f"{short}.tar"
         manifest_digest, config_digest = image_archive(archive, name)
         files[f"images/{short}.tar"] = archive

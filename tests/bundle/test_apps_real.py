@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import time
 import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,15 @@ def test_pages_errors_and_default_hosts(programs, tmp_path):
     # GET_HOSTS_FROM unset (the example says dns): the Services' names, port 6379.
     assert info == (f"guestbook-frontend {recipes.GUESTBOOK_VERSION}\n"
                     "master: redis-master:6379\nreplica: redis-slave:6379\n")
+    # The v5 image's environment: its release in the page and in every answer's header.
+    with process([str(binary), "-listen", f"127.0.0.1:{port}"], port, tmp_path / "v5.log",
+                  env={"GUESTBOOK_RELEASE": "v5"}):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/guestbook.php", timeout=10) as answer:
+            assert answer.headers["X-Guestbook-Release"] == "v5"
+            assert answer.read().decode().splitlines()[:2] == [
+                f"guestbook-frontend {recipes.GUESTBOOK_VERSION}", "release: v5"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as answer:
+            assert answer.headers["X-Guestbook-Release"] == "v5"
     version = subprocess.run([str(binary), "-version"], capture_output=True, text=True,
                              check=True).stdout
     assert version == f"guestbook-frontend {recipes.GUESTBOOK_VERSION}\n"

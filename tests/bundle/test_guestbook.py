@@ -22,6 +22,7 @@ from kubeforge.compiler.lower import load_program
 from tests.bundle.bundle_helpers import EPOCH, open_image
 from tests.conftest import EXAMPLES
 
+FRONTEND_V5 = "gcr.io/google-samples/gb-frontend:v5"
 PASSWD = (b"root:x:0:0:root:/root:/bin/bash\n"
           b"redis:x:100:101::/var/lib/redis:/usr/sbin/nologin\n")
 
@@ -41,7 +42,8 @@ def example_containers() -> dict[str, dict]:
 def test_images_are_named_as_the_compiled_example_names_them():
     containers = example_containers()
     specs = {spec.name: spec for spec in guestbook_image_specs("100:101")}
-    assert set(specs) == {c["image"] for c in containers.values()} == set(guestbook.IMAGES)
+    assert set(guestbook.IMAGES) == set(specs)
+    assert {c["image"] for c in containers.values()} == set(specs) - {FRONTEND_V5}
     assert set(guestbook.IMAGES) <= set(APP_IMAGES)  # `bundle check` requires each of them
     for container in containers.values():
         spec = specs[container["image"]]
@@ -55,7 +57,11 @@ def test_images_are_named_as_the_compiled_example_names_them():
     frontend = specs[containers["frontend"]["image"]]
     assert frontend.config.entrypoint == ("/guestbook-frontend",) and frontend.base == "static"
     assert frontend.config.user == ""  # root: it binds port 80
-    assert {s.short for s in specs.values()} == {"redis", "gb-redisslave", "gb-frontend"}
+    assert {s.short for s in specs.values()} == {"redis", "gb-redisslave", "gb-frontend",
+                                                 "gb-frontend-v5"}  # one archive each
+    v5 = specs[FRONTEND_V5]  # what the HA test rolls out to: the same program, another name
+    assert v5.files == frontend.files and v5.config.entrypoint == frontend.config.entrypoint
+    assert "GUESTBOOK_RELEASE=v5" in v5.config.env and "GUESTBOOK_RELEASE=v4" in frontend.config.env
 
 
 def test_redis_user_is_read_from_the_root_file_system(tmp_path):

@@ -11,6 +11,10 @@
 // takes them from REDIS_MASTER_SERVICE_HOST and REDIS_SLAVE_SERVICE_HOST (and, unlike
 // upstream's fixed 6379, the ports from the matching _SERVICE_PORT variables, which
 // Kubernetes sets to the Service port).
+//
+// The bundle ships the program under two image tags (gb-frontend:v4 and :v5) that differ only
+// in GUESTBOOK_RELEASE in the image's environment: a rolling update from one to the other is
+// visible in every answer's X-Guestbook-Release header without a second program.
 package main
 
 import (
@@ -76,8 +80,11 @@ func (b backends) guestbook(w http.ResponseWriter, r *http.Request) {
 	if !query.Has("cmd") {
 		// Upstream prints phpinfo() here; this says what the frontend is and talks to.
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintf(w, "guestbook-frontend %s\nmaster: %s\nreplica: %s\n", version, b.master,
-			b.replica)
+		fmt.Fprintf(w, "guestbook-frontend %s\n", version)
+		if rel := release(); rel != "" {
+			fmt.Fprintf(w, "release: %s\n", rel)
+		}
+		fmt.Fprintf(w, "master: %s\nreplica: %s\n", b.master, b.replica)
 		return
 	}
 	key := query.Get("key")
@@ -117,6 +124,22 @@ func logged(next http.Handler) http.Handler {
 	})
 }
 
+// release is the image's tag as its GUESTBOOK_RELEASE environment variable says ("" when run
+// outside an image).
+func release() string {
+	return os.Getenv("GUESTBOOK_RELEASE")
+}
+
+// withRelease names the serving image in every answer, so a client sees a rollout happen.
+func withRelease(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rel := release(); rel != "" {
+			w.Header().Set("X-Guestbook-Release", rel)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
@@ -139,7 +162,7 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/guestbook.php", b.guestbook)
 	mux.HandleFunc("/", index)
-	server := &http.Server{Addr: *listen, Handler: logged(mux), ReadHeaderTimeout: 10 * time.Second}
+	server := &http.Server{Addr: *listen, Handler: logged(withRelease(mux)), ReadHeaderTimeout: 10 * time.Second}
 	log.Printf("guestbook-frontend %s listening on %s (master %s, replica %s)", version, *listen,
 		b.master, b.replica)
 	log.Fatal(server.ListenAndServe())
