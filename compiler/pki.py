@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kubeforge.compiler.ir import Cluster, ClusterNode
-from kubeforge.compiler.state import StateDir
+from kubeforge.compiler.state import BOOTSTRAP_TOKEN_FILE, StateDir
 from kubeforge.errors import KubeforgeError, StateError
 
 PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey]
@@ -283,6 +283,9 @@ def _load_ca(state: StateDir, file: str, common_name: str,
     if not is_ca or not cn or cn[0].value != common_name:
         raise StateError(f"{state.path(cert_rel)} is not the {file} CA (expected a CA "
                          f"certificate with CN={common_name})")
+    if not _issued_by(cert, cert):
+        raise StateError(f"CA {file}: the signature of {state.path(cert_rel)} does not verify "
+                         "(corrupt state?); restore it from a backup")
     if now is not None and cert.not_valid_after_utc <= now:
         raise StateError(f"CA {file} expired on {cert.not_valid_after_utc:%Y-%m-%d}; "
                          "kubeforge does not rotate CAs automatically")
@@ -305,9 +308,35 @@ def _ensure_ca(state: StateDir, file: str, common_name: str, cluster: Cluster,
     return CertificateAuthority(file, cert, key, cert_pem, key_pem)
 
 
+#: What a state directory may hold before its first compile: CAs a user brings (kubeadm
+#: makes the CAs that are missing) and a bootstrap token. Every other file is made by a
+#: compile, so it means a cluster may have been deployed from this state.
+_SEEDS = frozenset({f"pki/{file}.{ext}" for _, file, _ in _CA_NAMES for ext in ("crt", "key")}
+                   | {BOOTSTRAP_TOKEN_FILE})
+
+
+def _earlier_build(state: StateDir) -> str | None:
+    """A file that shows a build was made from ``state`` (for the message), or None."""
+    made = sorted(state.files() - _SEEDS)
+    return made[0] if made else None
+
+
+def _refuse_lost(state: StateDir, what: str, files: str) -> None:
+    evidence = _earlier_build(state)
+    if evidence:
+        raise StateError(
+            f"{what}: {files} missing from {state.root}, which holds an earlier build "
+            f"({evidence}, ...); hosts may trust the old one, so kubeforge never makes it "
+            "anew. Restore the files from a backup; or, to start a new cluster from "
+            f"scratch, remove the whole state directory {state.root}")
+
+
 def ensure_cas(cluster: Cluster, state: StateDir, now: dt.datetime) -> CAs:
-    """Load the three CAs from ``state``, creating those that were never made."""
+    """Load the three CAs from ``state``, making those that were never made."""
     now = _aware(now)
+    for _, file, _ in _CA_NAMES:
+        if state.read(f"pki/{file}.crt") is None and state.read(f"pki/{file}.key") is None:
+            _refuse_lost(state, f"CA {file}", f"pki/{file}.crt and .key are")
     made = {attr: _ensure_ca(state, file, cn, cluster, now) for attr, file, cn in _CA_NAMES}
     return CAs(**made)
 
@@ -327,6 +356,7 @@ def ensure_service_account_key(cluster: Cluster, state: StateDir) -> ServiceAcco
         if pub_pem is not None:
             raise StateError(f"{state.path('pki/sa.pub')} exists without sa.key; tokens "
                              "signed by the old key would break. Restore sa.key from a backup")
+        _refuse_lost(state, "the service-account key", "pki/sa.key and sa.pub are")
         key = generate_key(cluster.pki.algorithm)
         key_pem, pub_pem = private_key_pem(key), public_key_pem(key.public_key())
         state.write("pki/sa.key", key_pem)
@@ -366,9 +396,13 @@ def _ekus_of(cert: x509.Certificate) -> frozenset:
 
 
 def _signed_by(cert: x509.Certificate, ca: CertificateAuthority) -> bool:
+    return _issued_by(cert, ca.cert)
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
-        cert.verify_directly_issued_by(ca.cert)
-    except (ValueError, TypeError, InvalidSignature):
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
     return True
 
