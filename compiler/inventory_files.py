@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from kubeforge.fileio import TEXT_LIMIT, FileProblem, read_text
+
 YAML_SUFFIXES = (".yml", ".yaml", ".json")
 VARS_DIRS = ("group_vars", "host_vars")
 
@@ -137,9 +139,9 @@ _CheckingLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InventoryProblem(f"cannot read `{path}`: {exc}", path=path) from None
+        return read_text(path, TEXT_LIMIT)  # a regular file (not a pipe that never ends)
+    except FileProblem as problem:
+        raise InventoryProblem(f"`{path}` {problem}", problem.line or 1, path=path) from None
 
 
 def _load_yaml(path: Path, text: str | None = None) -> Any:
@@ -165,6 +167,13 @@ def _looks_like_yaml(text: str) -> bool:
 def _scan_yaml_group(name: str, body: Any, path: Path, result: Scan) -> None:
     if not isinstance(body, _Mapping):
         return  # Ansible's own loader reports a malformed group
+    for key in ("hosts", "children", "vars"):  # Ansible says so too, but without a line
+        value = body.get(key)
+        if value is not None and not isinstance(value, _Mapping):
+            kind = "list" if isinstance(value, list) else type(value).__name__
+            raise InventoryProblem(f"`{key}` of group `{name}` must be a mapping, not a {kind}",
+                                   body.lines.get(key, 1), "write `name:` entries one per "
+                                   "line, each ending with a colon", path)
     hosts = body.get("hosts")
     if isinstance(hosts, _Mapping):
         for pattern, variables in hosts.items():

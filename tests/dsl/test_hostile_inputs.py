@@ -109,8 +109,8 @@ def test_non_ascii_san_is_refused_with_its_a_label(tmp_path):
     source = CLUSTER.replace("ecdsa-p256 }", 'ecdsa-p256  san "bücher.example" "Straße.de" }')
     found = diagnose(tmp_path, source, command="compile")
     assert [(f[0], f[1], f[3]) for f in found] == [
-        (3, 35, "`bücher.example` is not an ASCII DNS name"),
-        (3, 52, "`Straße.de` is not an ASCII DNS name")]
+        (3, 35, "SAN `bücher.example` is not an ASCII DNS name"),
+        (3, 52, "SAN `Straße.de` is not an ASCII DNS name")]
     result = cli("check", "main.kf", cwd=tmp_path)
     assert "write `xn--bcher-kva.example`" in result.output
     assert "write `xn--strae-oqa.de`" in result.output  # IDNA 2008 keeps ß
@@ -119,7 +119,7 @@ def test_non_ascii_san_is_refused_with_its_a_label(tmp_path):
 def test_san_that_is_neither_ip_nor_dns_name(tmp_path):
     source = CLUSTER.replace("ecdsa-p256 }", 'ecdsa-p256  san "a b" "*.ok.example" 10.0.0.9 }')
     assert diagnose(tmp_path, source) == [
-        (3, 35, "E105", "`a b` is neither an IP address nor a DNS name")]
+        (3, 35, "E105", "SAN `a b` is neither an IP address nor a DNS name")]
 
 
 def test_node_name_too_long_for_the_kubelet_certificate(tmp_path):
@@ -199,7 +199,8 @@ def test_paths_that_are_not_files(tmp_path, slot):
 
 
 def test_inventory_paths_that_are_not_files(tmp_path):
-    for path, what in {**_paths(tmp_path), "adir": "is a directory, not a regular file",
+    # (A directory is an inventory too: Ansible reads every file in it.)
+    for path, what in {**_paths(tmp_path),
                        "/dev/zero": "is a character device, not a regular file"}.items():
         source = CLUSTER.replace("  node cp1 { address 192.168.56.11  role control-plane "
                                  "worker }", f'  nodes from "{path}"')
@@ -260,42 +261,43 @@ def test_private_key_in_a_config_warns(tmp_path):
 
 # ------------------------------------------------------------------------------ inventories
 
-INVENTORIES = {
-    "hosts-list": ("all:\n  hosts:\n    - cp1\n", 2, "`hosts` of group `all` must be a "
-                   "mapping, not a list"),
-    "children-list": ("all:\n  children:\n    - control_plane\n", 2,
+INVENTORIES = {  # file name, content, line, message
+    "hosts-list": ("inv.yaml", "all:\n  hosts:\n    - cp1\n", 2,
+                   "`hosts` of group `all` must be a mapping, not a list"),
+    "children-list": ("inv.yaml", "all:\n  children:\n    - control_plane\n", 2,
                       "`children` of group `all` must be a mapping, not a list"),
-    "vars-list": ("all:\n  vars: [a]\n", 2, "`vars` of group `all` must be a mapping, not a "
-                  "list"),
-    "labels-list": ("all:\n  children:\n    control_plane:\n      hosts:\n        cp1:\n"
-                    "          ansible_host: 192.168.56.11\n          kubeforge_labels: [a, b]\n",
-                    7, "`kubeforge_labels` of host `cp1` must be a mapping, not a list"),
-    "labels-ini": ("[control_plane]\ncp1 ansible_host=192.168.56.11 kubeforge_labels='[a]'\n",
-                   2, "`kubeforge_labels` of host `cp1` must be a mapping, not a list"),
-    "yaml-error": ("all:\n  children:\n    control_plane: {hosts: {cp1: {}}\n", 4,
-                   "inventory `inv` is not valid YAML at column 1: expected ',' or '}', but "
-                   "got '<stream end>'"),
+    "vars-list": ("inv.yaml", "all:\n  vars: [a]\n", 2,
+                  "`vars` of group `all` must be a mapping, not a list"),
+    "labels-list": ("inv.yaml", "all:\n  children:\n    control_plane:\n      hosts:\n"
+                    "        cp1:\n          ansible_host: 192.168.56.11\n"
+                    "          kubeforge_labels: [a, b]\n", 7,
+                    "host `cp1`: kubeforge_labels must map label keys to values"),
+    "labels-ini": ("inv.ini", "[control_plane]\n"
+                   "cp1 ansible_host=192.168.56.11 kubeforge_labels='[a]'\n", 2,
+                   "host `cp1`: kubeforge_labels must map label keys to values"),
+    "yaml-error": ("inv.yaml", "all:\n  children:\n    control_plane: {hosts: {cp1: {}}\n", 4,
+                   "`inv.yaml` is not valid YAML: expected ',' or '}', but got '<stream end>'"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(INVENTORIES))
 def test_malformed_inventories(tmp_path, case):
-    text, line, message = INVENTORIES[case]
-    (tmp_path / "inv").write_text(text)
+    name, text, line, message = INVENTORIES[case]
+    (tmp_path / name).write_text(text)
     source = CLUSTER.replace("  node cp1 { address 192.168.56.11  role control-plane worker }",
-                             '  nodes from "inv"')
+                             f'  nodes from "{name}"')
     [(at_line, col, code, got)] = diagnose(tmp_path, source)
     assert (at_line, col, code) == (4, 14, "E118")
-    assert got == f"inv:{line}: {message}"
+    assert got == f"{name}:{line}: {message}"
 
 
 def test_inventory_not_utf8(tmp_path):
     data = b"all:\n  hosts:\n    cp\xff1: {}\n"
-    (tmp_path / "inv").write_bytes(data)
+    (tmp_path / "inv.yaml").write_bytes(data)
     source = CLUSTER.replace("  node cp1 { address 192.168.56.11  role control-plane worker }",
-                             '  nodes from "inv"')
+                             '  nodes from "inv.yaml"')
     [(_, _, code, message)] = diagnose(tmp_path, source)
-    assert message == ("inv:3: inventory `inv` is not UTF-8 text (invalid start byte at "
+    assert message == ("inv.yaml:3: `inv.yaml` is not UTF-8 text (invalid start byte at "
                        f"line 3, byte {data.index(0xff)})")
 
 
@@ -304,9 +306,9 @@ def test_inventory_host_names_must_be_node_names(tmp_path):
                                   "        bücher: {ansible_host: 192.168.56.11}\n")
     source = CLUSTER.replace("  node cp1 { address 192.168.56.11  role control-plane worker }",
                              '  nodes from "inv"')
-    assert diagnose(tmp_path, source) == [
-        (4, 14, "E103", "inventory host `bücher` is not a valid node name (a DNS-1123 "
-                        "subdomain)")]
+    [(line, col, code, message)] = diagnose(tmp_path, source)
+    assert (line, col, code) == (4, 14, "E118")
+    assert message.startswith("inv:5: host name `bücher` is not a valid node name")
 
 
 # ------------------------------------------------------------------------------ carets
