@@ -145,16 +145,22 @@ def _read(path: Path) -> str:
 
 
 def _load_yaml(path: Path, text: str | None = None) -> Any:
-    loader = _CheckingLoader(_read(path) if text is None else text)
-    loader.name = str(path)
+    text = _read(path) if text is None else text
+    loader = None
     try:
+        loader = _CheckingLoader(text)  # its reader refuses a control character at once
+        loader.name = str(path)
         return loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise InventoryProblem(f"`{path}` is not valid YAML: {getattr(exc, 'problem', exc)}",
-                               mark.line + 1 if mark else 1, path=path) from None
+        # One line: a ReaderError has no `problem`, and its text spans two lines.
+        problem = getattr(exc, "problem", None) or str(exc).split("\n")[0]
+        line = mark.line + 1 if mark else text.count("\n", 0, getattr(exc, "position", 0)) + 1
+        raise InventoryProblem(f"`{path}` is not valid YAML: {problem}", line,
+                               path=path) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _looks_like_yaml(text: str) -> bool:
