@@ -99,7 +99,7 @@ def test_user_certificate_validity_past_year_9999(tmp_path):
 
 def test_kubeconfig_ttl_of_many_digits_is_a_usage_error(tmp_path):
     (tmp_path / "main.kf").write_text(CLUSTER + "user alice { groups dev }\n")
-    result = cli("kubeconfig", "user", "alice", "main.kf", "--ttl", BIG[:40] + "y", cwd=tmp_path)
+    result = cli("kubeconfig", "user", "main.kf", "alice", "--ttl", BIG[:40] + "y", cwd=tmp_path)
     assert result.exit_code == 2 and "is longer than 1000y" in result.output
 
 
