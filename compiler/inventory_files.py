@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from kubeforge.compiler.yaml_errors import yaml_problem
 from kubeforge.fileio import TEXT_LIMIT, FileProblem, read_text
 
 YAML_SUFFIXES = (".yml", ".yaml", ".json")
@@ -152,12 +153,9 @@ def _load_yaml(path: Path, text: str | None = None) -> Any:
         loader.name = str(path)
         return loader.get_single_data()
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        # One line: a ReaderError has no `problem`, and its text spans two lines.
-        problem = getattr(exc, "problem", None) or str(exc).split("\n")[0]
-        line = mark.line + 1 if mark else text.count("\n", 0, getattr(exc, "position", 0)) + 1
-        raise InventoryProblem(f"`{path}` is not valid YAML: {problem}", line,
-                               path=path) from None
+        problem, line, _ = yaml_problem(exc, text)
+        raise InventoryProblem(f"`{path}` is not valid YAML: {problem}",
+                               1 if line is None else line + 1, path=path) from None
     finally:
         if loader is not None:
             loader.dispose()

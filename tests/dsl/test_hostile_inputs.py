@@ -311,6 +311,15 @@ def test_inventory_host_names_must_be_node_names(tmp_path):
     assert message.startswith("inv:5: host name `bücher` is not a valid node name")
 
 
+def test_yaml_errors_are_one_line_at_their_place(tmp_path):
+    """PyYAML's text spans lines; a refused control character has no mark, only an offset."""
+    (tmp_path / "p.yaml").write_bytes(b'spec:\n  x: "\x00"\n')
+    source = CLUSTER + 'namespace a { deployment w { image "x"  patch from file "p.yaml" } }\n'
+    assert diagnose(tmp_path, source) == [(2, 7, "E130", "the patch of deployment `w` is not "
+                                           "valid YAML: unacceptable character #x0000: special "
+                                           "characters are not allowed")]
+
+
 # ------------------------------------------------------------------------------ carets
 
 BREAKS = ["\f", "\v", "\u2028", "\u2029", "\x85", "\x1c", "\r"]
