@@ -11,6 +11,7 @@ from pathlib import Path
 from kubeforge.compiler.artifacts import Artifact, BuildContext, write_artifacts
 from kubeforge.compiler.ir import Program
 from kubeforge.compiler.lower import load_program
+from kubeforge.compiler.state import StateDir
 from kubeforge.dsl.diagnostics import Diagnostic, DiagnosticError, SourceMap, Span
 
 #: Emitters in the order they run; a later emitter may read what an earlier one put in
@@ -67,6 +68,14 @@ def compile_file(source: str | Path, out_dir: str | Path, *, state_dir: str | Pa
         )
     name = program.cluster.name
     state = Path(state_dir) if state_dir else default_state_dir(name)
+    warnings = list(program.warnings)
+    tightened = StateDir(state).tighten()
+    if tightened:
+        warnings.append(Diagnostic(
+            "W301", f"the state directory was readable by others: tightened {len(tightened)} "
+            f"mode(s): {'; '.join(tightened[:3])}{'; ...' if len(tightened) > 3 else ''}",
+            Span(str(state), 0, 0, 0, 0), "keep it 0700 with 0600 files: it holds every key",
+            "warning"))
     try:
         ctx = run_emitters(program, state, now or dt.datetime.now(dt.timezone.utc))
     except DiagnosticError as err:
@@ -76,6 +85,5 @@ def compile_file(source: str | Path, out_dir: str | Path, *, state_dir: str | Pa
         raise DiagnosticError([dataclasses.replace(w, severity="error") for w in ctx.warnings],
                               sources)
     root = Path(out_dir) / name
-    write_artifacts(root, ctx.artifacts)
-    return BuildResult(program, root, tuple(ctx.artifacts),
-                       (*program.warnings, *ctx.warnings), sources)
+    write_artifacts(root, ctx.artifacts, StateDir(state).digest_key())
+    return BuildResult(program, root, tuple(ctx.artifacts), (*warnings, *ctx.warnings), sources)

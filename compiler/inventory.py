@@ -26,6 +26,7 @@ import difflib
 import functools
 import io
 import ipaddress
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import Any
 
 from kubeforge.compiler import values as V
 from kubeforge.compiler.inventory_files import InventoryProblem, Scan, scan
+from kubeforge.fileio import path_problem
 
 __all__ = ["GROUP_ROLES", "Inventory", "InventoryHost", "InventoryProblem", "load_inventory"]
 
@@ -138,8 +140,9 @@ def load_inventory(path: str | Path) -> Inventory:
     """Every host of the inventory at ``path`` (a file or a directory), as Ansible reads
     it; raises InventoryProblem for what kubeforge cannot use."""
     path = Path(path)
-    if not path.exists():
-        raise InventoryProblem(f"inventory `{path}` does not exist", path=path)
+    problem = None if os.path.isdir(path) else path_problem(path)
+    if problem:  # "does not exist", "is a named pipe, not a regular file", a loop, ...
+        raise InventoryProblem(f"inventory `{path}` {problem}", path=path)
     files = scan(path)
     inventory, variables = _ansible_inventory(path)
     hosts, warnings = [], []

@@ -19,6 +19,9 @@ from typing import Any
 
 import yaml
 
+from kubeforge.compiler.yaml_errors import yaml_problem
+from kubeforge.fileio import TEXT_LIMIT, FileProblem, read_text
+
 YAML_SUFFIXES = (".yml", ".yaml", ".json")
 VARS_DIRS = ("group_vars", "host_vars")
 
@@ -137,22 +140,25 @@ _CheckingLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InventoryProblem(f"cannot read `{path}`: {exc}", path=path) from None
+        return read_text(path, TEXT_LIMIT)  # a regular file (not a pipe that never ends)
+    except FileProblem as problem:
+        raise InventoryProblem(f"`{path}` {problem}", problem.line or 1, path=path) from None
 
 
 def _load_yaml(path: Path, text: str | None = None) -> Any:
-    loader = _CheckingLoader(_read(path) if text is None else text)
-    loader.name = str(path)
+    text = _read(path) if text is None else text
+    loader = None
     try:
+        loader = _CheckingLoader(text)  # its reader refuses a control character at once
+        loader.name = str(path)
         return loader.get_single_data()
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InventoryProblem(f"`{path}` is not valid YAML: {getattr(exc, 'problem', exc)}",
-                               mark.line + 1 if mark else 1, path=path) from None
+        problem, line, _ = yaml_problem(exc, text)
+        raise InventoryProblem(f"`{path}` is not valid YAML: {problem}",
+                               1 if line is None else line + 1, path=path) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _looks_like_yaml(text: str) -> bool:
@@ -165,6 +171,13 @@ def _looks_like_yaml(text: str) -> bool:
 def _scan_yaml_group(name: str, body: Any, path: Path, result: Scan) -> None:
     if not isinstance(body, _Mapping):
         return  # Ansible's own loader reports a malformed group
+    for key in ("hosts", "children", "vars"):  # Ansible says so too, but without a line
+        value = body.get(key)
+        if value is not None and not isinstance(value, _Mapping):
+            kind = "list" if isinstance(value, list) else type(value).__name__
+            raise InventoryProblem(f"`{key}` of group `{name}` must be a mapping, not a {kind}",
+                                   body.lines.get(key, 1), "write `name:` entries one per "
+                                   "line, each ending with a colon", path)
     hosts = body.get("hosts")
     if isinstance(hosts, _Mapping):
         for pattern, variables in hosts.items():

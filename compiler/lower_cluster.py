@@ -157,7 +157,12 @@ class ClusterLowerer(Lowerer):
         """An IP address or a DNS name (wildcards allowed), as kubeadm's ValidateCertSANs
         wants; DNS names are case-insensitive, so they are lower-cased as in `endpoint`."""
         text = hostport.normalize_host(V.text(value))
-        if not (is_ip(text) or V.is_dns_subdomain(text.removeprefix("*."))):
+        if not text.isascii():  # x509 wants A-labels: say which, rather than convert silently
+            label = V.a_label(text)
+            self.error("E105", f"SAN `{V.text(value)}` is not an ASCII DNS name", value.span,
+                       f"certificates hold internationalised names as A-labels: write `{label}`"
+                       if label else "write the name's A-label (xn--...) form")
+        elif not (is_ip(text) or V.is_dns_subdomain(text.removeprefix("*."))):
             self.error("E105", f"SAN `{V.text(value)}` is neither an IP address nor a DNS name",
                        value.span, "e.g. `san \"api.example.com\" \"*.apps.example.com\" 10.0.0.100`")
         return text

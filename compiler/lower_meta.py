@@ -8,6 +8,7 @@ from kubeforge.compiler import values as V
 from kubeforge.compiler.context import Lowerer
 from kubeforge.compiler.ir import LabelSelector, ObjectMeta, Patch, SelectorExpr
 from kubeforge.dsl.ast import Node, Value
+from kubeforge.fileio import TEXT_LIMIT, FileProblem, read_text
 
 _OPERATORS = {"match_in": "In", "match_notin": "NotIn", "match_exists": "Exists",
               "match_absent": "DoesNotExist"}
@@ -77,13 +78,11 @@ class MetaLowerer(Lowerer):
         return tuple(out)
 
     def read_file(self, path_v: Value) -> Optional[str]:
-        path = self.path(path_v)
+        """A UTF-8 regular file's text (a device or pipe would never end or never answer)."""
         try:
-            return path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            self.error("E117", f"file `{path_v.py}` does not exist", path_v.span)
-        except (OSError, UnicodeDecodeError) as exc:
-            self.error("E117", f"cannot read `{path_v.py}`: {exc}", path_v.span)
+            return read_text(self.path(path_v), TEXT_LIMIT)
+        except FileProblem as problem:
+            self.error("E117", f"file `{path_v.py}` {problem}", path_v.span)
         return None
 
     # -- object metadata -------------------------------------------------------------------

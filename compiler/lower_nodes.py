@@ -54,6 +54,7 @@ class NodesLowerer(Lowerer):
                 hosts = ()
                 inventory_failed = True
             for host in hosts:
+                self._name_length(host.name, value.span)
                 addresses = self.net.addresses(
                     [Value("IP", a, value.span) for a in host.addresses], self.families,
                     host.name)
@@ -93,8 +94,15 @@ class NodesLowerer(Lowerer):
             out.append(node)
         return tuple(out)
 
+    def _name_length(self, name: str, span: Span) -> None:
+        if len(name) > V.NODE_NAME_MAX:
+            self.error("E103", f"node name `{name}` is longer than {V.NODE_NAME_MAX} characters",
+                       span, "the kubelet's certificate names the node `system:node:NAME`, and "
+                       f"a certificate's common name holds at most {V.CERT_CN_MAX} characters")
+
     def _node(self, stmt: Node) -> ClusterNode | None:
         name = self.name(stmt.value(), "node", subdomain=True)
+        self._name_length(name, stmt.value().span)
         body = stmt.body or ()
         self.unique_stmts(body, f"node `{name}`")
         addresses, roles, cpus, memory, labels, taints, user = None, [], None, None, [], [], None

@@ -3,6 +3,7 @@ storage classes, ingresses and network policies."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from kubeforge.compiler import values as V
@@ -12,6 +13,7 @@ from kubeforge.compiler.ir import (ConfigEntry, ConfigMap, Ingress, IngressRoute
 from kubeforge.compiler.lower_meta import MetaLowerer
 from kubeforge.compiler.lower_workload import ACCESS, ACCESS_ALIASES
 from kubeforge.dsl.ast import Node
+from kubeforge.fileio import OBJECT_DATA_LIMIT, FileProblem, decode_utf8, path_problem, read_regular
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 SECRET_TYPES = {"opaque": "Opaque", "tls": "kubernetes.io/tls",
@@ -24,6 +26,8 @@ PATH_MATCH = ("Prefix", "Exact", "ImplementationSpecific")
 AFFINITY = ("None", "ClientIP")
 TRAFFIC = ("Cluster", "Local")
 DENY = ("ingress", "egress")
+#: PEM ("-----BEGIN RSA PRIVATE KEY-----", PKCS#8, encrypted) and OpenSSH private keys.
+PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
 META = ("labels", "annotations", "patch", "patch_file")
 
 
@@ -118,8 +122,16 @@ class ObjectLowerer(MetaLowerer):
             else:
                 path_v = item.values()[1]
                 path = self.path(path_v)
-                if not path.is_file():
-                    self.error("E117", f"file `{path_v.py}` does not exist", path_v.span)
+                try:
+                    text = decode_utf8(read_regular(path, OBJECT_DATA_LIMIT))
+                except FileProblem as problem:
+                    self.error("E117", f"file `{path_v.py}` {problem}", path_v.span)
+                else:
+                    if PRIVATE_KEY.search(text):
+                        self.warn("W110", f"file `{path_v.py}` holds a private key, and a "
+                                  "config is written to a world-readable manifest",
+                                  path_v.span, f'put it in a secret: `secret NAME {{ {key} '
+                                  f'from file "{path_v.py}" }}`')
                 entries[key] = ConfigEntry(key, file=str(path), span=item.span)
         return ConfigMap(name, ns, tuple(entries.values()), stmt.span, _labels(self, body),
                          _annotations(self, body), self.patches(body))
@@ -159,6 +171,9 @@ class ObjectLowerer(MetaLowerer):
             seen.add(key)
             if src == "file":
                 ref = str(self.path(ref_v))
+                problem = path_problem(ref)
+                if problem:
+                    self.error("E117", f"file `{ref_v.py}` {problem}", ref_v.span)
             elif not V.is_env_name(ref):
                 self.error("E105", f"`{ref}` is not an environment variable name", ref_v.span)
             entries.append(SecretEntry(key, src, ref, item.span))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from kubeforge.compiler import values as V
 from kubeforge.compiler.ir import Binding, LabelSelector, PolicyRule, Role, Subject
 from kubeforge.compiler.lower_meta import MetaLowerer
+from kubeforge.compiler.values import CERT_CN_MAX
 from kubeforge.dsl.ast import Node
 from kubeforge.dsl.diagnostics import did_you_mean
 
@@ -194,6 +195,10 @@ class RbacLowerer(MetaLowerer):
                            "labels and annotations go on service accounts and other objects")
         if kind == "User" and name.startswith("system:"):
             self.error("E105", f"user `{name}` uses the reserved `system:` prefix", name_v.span)
+        if kind == "User" and len(name) > CERT_CN_MAX:
+            self.error("E103", f"user name `{name}` is longer than {CERT_CN_MAX} characters",
+                       name_v.span, "a user's client certificate carries the name as its "
+                       f"common name, which holds at most {CERT_CN_MAX} characters")
         return Subject(kind, name, stmt.span, namespace if kind == "ServiceAccount" else None,
                        tuple(dict.fromkeys(groups)), tuple(bindings), validity, automount,
                        self.merged_kv((s for s in body if s.kind == "labels"), labels=True),

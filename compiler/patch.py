@@ -26,6 +26,7 @@ from typing import Any, Optional
 import yaml
 
 from kubeforge.compiler.ir import Patch
+from kubeforge.compiler.yaml_errors import yaml_problem
 from kubeforge.dsl.diagnostics import Diagnostic, Span, did_you_mean
 
 CODE = "E130"
@@ -73,18 +74,18 @@ def _parse(patch: Patch, what: str) -> _Tree:
         node = yaml.compose(patch.text, Loader=yaml.SafeLoader)
         value = yaml.safe_load(patch.text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        reason = getattr(exc, "problem", None) or str(exc)
+        reason, line, col = yaml_problem(exc, patch.text)
         raise PatchProblem(Diagnostic(CODE, f"the patch of {what} is not valid YAML: {reason}",
-                                      _span(patch, mark))) from None
+                                      _span(patch, line, col))) from None
     return _Tree(value, node)
 
 
-def _span(patch: Patch, mark) -> Span:
-    if mark is None or not patch.text_line:
+def _span(patch: Patch, line: int | None, col: int) -> Span:
+    """Where 0-based ``line``/``col`` of the patch text is in its file."""
+    if line is None or not patch.text_line:
         return patch.span
-    line = patch.text_line + mark.line
-    col = patch.text_col + mark.column
+    line += patch.text_line
+    col += patch.text_col
     return Span(patch.span.file, line, col, line, col + 1)
 
 

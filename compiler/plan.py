@@ -3,7 +3,10 @@
 The plan is data, so ``kubeforge plan`` can print it, a reviewer can read it and any executor
 (ssh, ansible) can replay it. It never carries file contents: an upload names its source inside
 the build directory and the SHA-256 of that content, so ``plan.json`` is safe to share even
-though some of the files it moves are private keys.
+though some of the files it moves are private keys. For a secret upload the digest is keyed
+(``hmac-sha256:<hex>``, see :func:`kubeforge.compiler.artifacts.content_digest`), so the plan
+cannot confirm a guessed secret; an executor compares hosts with the SHA-256 of the build's
+file, which it first checks against this digest.
 
 Contract for executors:
 
@@ -50,7 +53,7 @@ class PlanError(KubeforgeError):
 class Upload:
     path: str  # absolute path on the host
     source: str  # path inside the cluster's build directory: never the content itself
-    sha256: str
+    sha256: str  # hex SHA-256; for secret uploads "hmac-sha256:<hex>" (see the module doc)
     mode: int = 0o644
     owner: str = "root:root"
     secret: bool = False  # the executor must not log or diff the content

@@ -6,6 +6,7 @@ Layout (paths relative to the state root, by default ``.kubeforge/<cluster>/``):
     pki/nodes/<node>/<leaf>.{crt,key}           per-node leaves (apiserver, etcd/server, ...)
     kubeconfigs/<name>.{crt,key}                client certs embedded in kubeconfigs
     bootstrap-token                             kubeadm bootstrap token, made once
+    digest-key                                  key of the secret files' digests, made once
 
 Everything is private: the root and every directory below it are 0700 and every file is
 0600 (certificates included, because a state directory is never a place to share from).
@@ -18,13 +19,17 @@ the service-account key silently would break every node and token already issued
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
+import stat
 import string
 from pathlib import Path, PurePosixPath
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kubeforge.compiler.artifacts import write_atomic
 from kubeforge.errors import StateError
@@ -36,6 +41,20 @@ FILE_MODE = 0o600
 BOOTSTRAP_TOKEN_RE = re.compile(r"\A([a-z0-9]{6})\.([a-z0-9]{16})\Z")
 _TOKEN_ALPHABET = string.ascii_lowercase + string.digits
 BOOTSTRAP_TOKEN_FILE = "bootstrap-token"
+DIGEST_KEY_FILE = "digest-key"
+
+
+def _rsa_consistent(key: rsa.RSAPrivateKey) -> bool:
+    """The arithmetic part of OpenSSL's RSA key check, without its slow primality tests.
+    A damaged private part can still sign here (OpenSSL falls back when its CRT result is
+    wrong), but Go, which runs the cluster, refuses such a key when it loads it."""
+    n = key.private_numbers()
+    p, q, d, e = n.p, n.q, n.d, n.public_numbers.e
+    if p * q != n.public_numbers.n or p < 2 or q < 2:
+        return False
+    lcm = (p - 1) * (q - 1) // math.gcd(p - 1, q - 1)
+    return (d * e) % lcm == 1 and n.dmp1 == d % (p - 1) and n.dmq1 == d % (q - 1) \
+        and (n.iqmp * q) % p == 1
 
 
 class StateDir:
@@ -99,8 +118,13 @@ class StateDir:
         if data is None:
             return None
         try:
-            return x509.load_pem_x509_certificate(data)
-        except ValueError as err:
+            cert = x509.load_pem_x509_certificate(data)
+            # cryptography decodes fields on first use: touch every one kubeforge reads, so
+            # a corrupt file fails here, with its name, and not in the middle of a compile.
+            cert.public_key(), cert.extensions, cert.subject, cert.issuer
+            cert.not_valid_before_utc, cert.not_valid_after_utc
+            return cert
+        except (ValueError, TypeError, UnsupportedAlgorithm) as err:
             raise StateError(f"{self.path(rel)} is not a PEM certificate (corrupt state?); "
                              "restore it from a backup or remove it deliberately") from err
 
@@ -113,13 +137,63 @@ class StateDir:
             # The RSA consistency check costs ~60 ms a key and every compile reads dozens;
             # these keys were made by kubeforge and sit in a 0700 directory, and every use
             # still checks the key against its certificate's public key.
-            return serialization.load_pem_private_key(data, password=None,
-                                                      unsafe_skip_rsa_key_validation=True)
-        except (ValueError, TypeError) as err:
+            key = serialization.load_pem_private_key(data, password=None,
+                                                     unsafe_skip_rsa_key_validation=True)
+            if isinstance(key, rsa.RSAPrivateKey) and not _rsa_consistent(key):
+                raise ValueError("inconsistent RSA key")
+            return key
+        except (ValueError, TypeError, UnsupportedAlgorithm) as err:
             # The exception text from cryptography never includes key bytes, but keep the
             # message ours anyway.
             raise StateError(f"{self.path(rel)} is not an unencrypted PEM private key "
                              "(corrupt state?)") from err
+
+    def files(self) -> set[str]:
+        """Every file in the state directory, as paths relative to its root."""
+        if not self.root.is_dir():
+            return set()
+        return {p.relative_to(self.root).as_posix() for p in self.root.rglob("*")
+                if p.is_file() or p.is_symlink()}
+
+    def tighten(self) -> list[str]:
+        """Give the root and every directory below it 0700 and every file no group or
+        other bits, and say what was changed: a state directory someone loosened (a copy
+        made with the wrong umask, a ``chmod -R 755``) exposes every key in it."""
+        if not self.root.is_dir():
+            return []
+        fixed = []
+        try:
+            for path in [self.root, *self.root.rglob("*")]:
+                st = path.lstat()
+                if stat.S_ISDIR(st.st_mode):
+                    want = DIR_MODE
+                elif stat.S_ISREG(st.st_mode):
+                    want = st.st_mode & 0o700
+                else:
+                    continue  # a symlink has no mode of its own
+                if st.st_mode & 0o777 != want:
+                    path.chmod(want)
+                    fixed.append(f"{path} {st.st_mode & 0o777:04o} -> {want:04o}")
+        except OSError as err:
+            raise StateError(f"cannot tighten the modes in {self.root}: "
+                             f"{err.strerror or err}") from err
+        return fixed
+
+    def digest_key(self) -> bytes:
+        """The key of the keyed digests plan.json and files.json give secret files
+        (see :func:`kubeforge.compiler.artifacts.content_digest`), made once and reused so
+        recompiling gives the same digests."""
+        data = self.read(DIGEST_KEY_FILE)
+        if data is not None:
+            text = data.decode("ascii", "replace").strip()
+            if not re.fullmatch(r"[0-9a-f]{64}", text):
+                raise StateError(f"{self.path(DIGEST_KEY_FILE)} does not hold 64 hex digits; "
+                                 "remove it to make a new one (every secret upload then "
+                                 "counts as changed once)")
+            return bytes.fromhex(text)
+        key = secrets.token_bytes(32)
+        self.write(DIGEST_KEY_FILE, (key.hex() + "\n").encode("ascii"))
+        return key
 
     def bootstrap_token(self) -> str:
         """The cluster's bootstrap token ``[a-z0-9]{6}.[a-z0-9]{16}``, made once and reused so

@@ -58,12 +58,23 @@ def memory_mib(value: Value) -> int:
     return int(quantity_bytes(text) // 2**20)
 
 
+#: The longest duration: a certificate or token valid for longer would end after the year
+#: 9999, which neither X.509 dates nor Python's datetime can express.
+MAX_DURATION = "1000y"
+
+
 def duration_seconds(value: Value) -> int:
     m = _DURATION.match(value.text)
     if not m:
         raise ValueProblem(f"`{value.text}` is not a duration",
                            "use a whole number with a unit: 30s, 5m, 12h, 90d, 10y")
-    seconds = int(m.group(1)) * _SECONDS[m.group(2)]
+    digits = m.group(1).lstrip("0") or "0"
+    # Long digit strings also come from the command line (--ttl), not only the parser.
+    seconds = int(digits) * _SECONDS[m.group(2)] if len(digits) <= 18 else float("inf")
+    if seconds > 1000 * _SECONDS["y"]:
+        raise ValueProblem(f"`{value.text}` is longer than {MAX_DURATION}",
+                           f"durations are at most {MAX_DURATION} (certificates cannot end "
+                           "after the year 9999)")
     return int(seconds)
 
 
@@ -95,6 +106,30 @@ def port_number(value: Value) -> int:
     if not 1 <= number <= 65535:
         raise ValueProblem(f"port {number} is out of range", "ports are 1 to 65535")
     return number
+
+
+#: RFC 5280 ub-common-name: a certificate's CN holds at most 64 characters.
+CERT_CN_MAX = 64
+#: The kubelet's client certificate is ``CN=system:node:<node name>``.
+NODE_NAME_MAX = CERT_CN_MAX - len("system:node:")
+
+
+def a_label(name: str) -> str | None:
+    """``name`` with every non-ASCII label as its IDNA A-label (``xn--...``), or None when
+    that is not a valid DNS name. Labels are lower-cased and NFC-normalised first, as
+    UTS #46 does; this is a hint for a person, not a full IDNA 2008 validation."""
+    import unicodedata
+
+    labels = []
+    for label in unicodedata.normalize("NFC", name.lower()).split("."):
+        if not label.isascii():
+            try:
+                label = "xn--" + label.encode("punycode").decode("ascii")
+            except UnicodeError:
+                return None
+        labels.append(label)
+    out = ".".join(labels)
+    return out if is_dns_subdomain(out.removeprefix("*.")) else None
 
 
 def is_dns_label(name: str) -> bool:

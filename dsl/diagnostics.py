@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -20,7 +21,8 @@ class Span:
     end_col: int
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}"
+        # Line 0: the whole file or directory (a state directory's modes, ...).
+        return f"{self.file}:{self.line}:{self.col}" if self.line > 0 else self.file
 
 
 #: Used for things that have no place in a source file (defaults, generated objects).
@@ -36,18 +38,22 @@ class Diagnostic:
     severity: str = "error"  # "error" or "warning"
 
     def render(self, sources: "SourceMap | None" = None) -> str:
-        head = f"{self.span}: {self.severity}[{self.code}]: {self.message}"
+        # Messages quote user text (paths, strings): a control character in it must not
+        # start a line that looks like another diagnostic.
+        span = escape_controls(str(self.span))
+        head = f"{span}: {self.severity}[{self.code}]: {escape_controls(self.message)}"
         lines = [head]
         text = sources.line(self.span.file, self.span.line) if sources else None
         if text is not None:
             gutter = f"{self.span.line} | "
-            lines.append(gutter + text.rstrip("\n"))
+            # One character for one: the caret stays under the column the parser counted.
+            lines.append(gutter + _blank_controls(text))
             width = 1
             if self.span.end_line == self.span.line and self.span.end_col > self.span.col:
                 width = self.span.end_col - self.span.col
             lines.append(" " * (len(gutter) + self.span.col - 1) + "^" * width)
         if self.hint:
-            lines.append(f"hint: {self.hint}")
+            lines.append(f"hint: {escape_controls(self.hint)}")
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
@@ -75,8 +81,33 @@ class SourceMap:
         text = self.texts.get(name)
         if text is None or lineno < 1:
             return None
-        lines = text.splitlines()
+        lines = source_lines(text)
         return lines[lineno - 1] if lineno <= len(lines) else ""
+
+
+def source_lines(text: str) -> list[str]:
+    """The lines as the parser numbers them: only "\\n" ends a line. (``str.splitlines``
+    also splits at form feeds, vertical tabs, U+2028/2029 and NEL, which would put a caret
+    under the wrong line of a file that has one, even in a comment.)"""
+    lines = text.split("\n")
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()
+    return lines if text else []
+
+
+def _is_control(ch: str) -> bool:
+    return unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") and ch != "\t"
+
+
+def escape_controls(text: str) -> str:
+    """``text`` on one line: control and format characters as Python escapes (``\\n``)."""
+    if not any(_is_control(ch) for ch in text):
+        return text
+    return "".join(repr(ch)[1:-1] if _is_control(ch) else ch for ch in text)
+
+
+def _blank_controls(text: str) -> str:
+    return "".join(" " if _is_control(ch) else ch for ch in text)
 
 
 class DiagnosticError(KubeforgeError):

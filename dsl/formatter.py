@@ -22,7 +22,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 
 from kubeforge.dsl.diagnostics import DiagnosticError, SourceMap
-from kubeforge.dsl.parser import syntax_diagnostic
+from kubeforge.dsl.parser import check_nesting, syntax_diagnostic
 
 INDENT = "  "
 INLINE_MAX_ITEMS = 4
@@ -182,6 +182,7 @@ def _parse_with_comments(text: str, filename: str, sink: list[Token]) -> Tree:
     except UnexpectedInput as exc:
         raise DiagnosticError([syntax_diagnostic(exc, text, filename)],
                               SourceMap({filename: text})) from None
+    check_nesting(tree, text, filename)
     sink.extend(_SINK)
     _SINK.clear()
     return tree

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 from lark import Lark, Token, Tree
@@ -10,7 +11,10 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from kubeforge.dsl import hints
 from kubeforge.dsl.ast import Module, Node, Value
-from kubeforge.dsl.diagnostics import Diagnostic, DiagnosticError, SourceMap, Span, did_you_mean
+from kubeforge.dsl.diagnostics import (Diagnostic, DiagnosticError, SourceMap, Span, did_you_mean,
+                                       escape_controls, source_lines)
+from kubeforge.errors import UsageError
+from kubeforge.fileio import TEXT_LIMIT, FileProblem, read_text
 
 GRAMMAR = "kubeforge.lark"
 
@@ -58,19 +62,72 @@ def _keyword_of() -> dict[str, str]:
     return out
 
 
+#: Blocks nested deeper than this are refused: real files nest four or five levels, and
+#: everything after the parser walks the tree recursively.
+MAX_NESTING = 32
+#: Digits in one number: more than any Kubernetes field holds (int64 has 19), and short of
+#: Python's limit on converting long digit strings (4300).
+MAX_DIGITS = 18
+_NUMERIC = frozenset({"INT", "DECIMAL", "UNITNUM", "PERCENT", "RANGE"})
+
+
 def parse_tree(text: str, filename: str = "<input>", *, keep_all_tokens: bool = False) -> Tree:
     """The raw Lark tree (used by the formatter); raises DiagnosticError on bad syntax."""
     try:
-        return lark_parser(keep_all_tokens).parse(text)
+        tree = lark_parser(keep_all_tokens).parse(text)
     except UnexpectedInput as exc:
         sources = SourceMap({filename: text})
         raise DiagnosticError([syntax_diagnostic(exc, text, filename)], sources) from None
+    check_nesting(tree, text, filename)
+    return tree
+
+
+def check_nesting(tree: Tree, text: str, filename: str) -> None:
+    """DiagnosticError when blocks nest deeper than MAX_NESTING."""
+    too_deep = _too_deep(tree, filename)
+    if too_deep:
+        raise DiagnosticError([too_deep], SourceMap({filename: text}))
+
+
+def _too_deep(tree: Tree, filename: str) -> Diagnostic | None:
+    """The first block nested deeper than MAX_NESTING, found without recursion."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if node.data.endswith("_body"):
+            depth += 1
+            if depth > MAX_NESTING:
+                return Diagnostic("E002", f"blocks are nested more than {MAX_NESTING} deep",
+                                  _span(node.meta, filename),
+                                  "flatten the file: no statement needs this many levels")
+        stack.extend((c, depth) for c in reversed(node.children) if isinstance(c, Tree))
+    return None
 
 
 def parse(text: str, filename: str = "<input>") -> Module:
     """Parse one file's text into a :class:`Module` (imports are not followed)."""
     tree = parse_tree(text, filename)
+    too_long = [_number_diagnostic(t, filename) for t in tree.scan_values(_is_long_number)]
+    if too_long:
+        raise DiagnosticError(too_long, SourceMap({filename: text}))
     return Module(filename, tuple(_node(child, filename) for child in tree.children))
+
+
+def _is_long_number(token) -> bool:
+    return isinstance(token, Token) and token.type in _NUMERIC and \
+        any(len(run) > MAX_DIGITS for run in _digit_runs(str(token)))
+
+
+def _digit_runs(text: str) -> list[str]:
+    return "".join(c if c.isdigit() else " " for c in text).split()
+
+
+def _number_diagnostic(token: Token, filename: str) -> Diagnostic:
+    text = str(token)
+    shown = text if len(text) <= 24 else f"{text[:12]}...{text[-6:]}"
+    longest = max(len(run) for run in _digit_runs(text))
+    return Diagnostic("E105", f"number `{shown}` is too large ({longest} digits)",
+                      _span(token, filename), f"numbers have at most {MAX_DIGITS} digits")
 
 
 def parse_file(path: str | Path) -> Module:
@@ -79,16 +136,19 @@ def parse_file(path: str | Path) -> Module:
 
 
 def read_source(path: Path) -> str:
-    from kubeforge.errors import UsageError
-
+    """The text of a source file: UTF-8, a byte-order mark dropped, CRLF read as LF. A lone
+    CR stays as it is: the grammar treats it as blank space (or comment text), the way the
+    parser's line count does, so lines and carets agree."""
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+        return _source_text(path)
+    except FileProblem as problem:
+        what = "no such file" if str(problem) == "does not exist" else str(problem)
+        raise UsageError(f"{escape_controls(str(path))}: {what}") from None
+
+
+def _source_text(path: Path) -> str:
+    return read_text(path, TEXT_LIMIT).replace("\r\n", "\n")
+
 
 
 # ------------------------------------------------------------------------------ tree -> AST
@@ -131,7 +191,7 @@ def syntax_diagnostic(exc: UnexpectedInput, text: str, filename: str) -> Diagnos
     line = getattr(exc, "line", None) or 1
     col = getattr(exc, "column", None) or 1
     if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
-        lines = text.splitlines() or [""]
+        lines = source_lines(text) or [""]
         line, col = len(lines), len(lines[-1]) + 1
         span = Span(filename, line, col, line, col)
         expected = set(exc.expected)
@@ -204,17 +264,23 @@ def load(path: str | Path) -> tuple[list[Module], SourceMap]:
     diagnostics: list[Diagnostic] = []
 
     def visit(file: Path, stack: tuple[Path, ...], at: Span | None) -> None:
-        resolved = file.resolve()
+        # os.path.realpath, unlike Path.resolve, does not raise on a symlink loop: the
+        # loop is then reported below as what the import names.
+        resolved = Path(os.path.realpath(file))
         if resolved in stack:
             chain = " -> ".join(str(p.name) for p in (*stack, resolved))
             diagnostics.append(Diagnostic("E005", f"import cycle: {chain}", at))
             return
         if resolved in seen:
             return
-        if at is not None and not file.is_file():
-            diagnostics.append(Diagnostic("E004", f"imported file `{file}` does not exist", at))
-            return
-        text = read_source(file)
+        if at is None:
+            text = read_source(file)  # the file on the command line: a usage error
+        else:
+            try:
+                text = _source_text(file)
+            except FileProblem as problem:
+                diagnostics.append(Diagnostic("E004", f"imported file `{file}` {problem}", at))
+                return
         sources.add(str(file), text)
         try:
             module = parse(text, str(file))

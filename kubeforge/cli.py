@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import NoReturn
 
@@ -71,6 +72,10 @@ class Group(click.Group):
     """Turns kubeforge's own errors into messages and exit codes, never tracebacks."""
 
     def invoke(self, ctx: click.Context):
+        # A machine that asked for --json reads stdout whatever happens, errors included.
+        with warnings.catch_warnings():  # click 8.2 deprecates protected_args; 9 drops it
+            warnings.simplefilter("ignore", DeprecationWarning)
+            as_json = "--json" in (*getattr(ctx, "protected_args", ()), *ctx.args)
         try:
             result = super().invoke(ctx)
             sys.stdout.flush()  # a broken pipe shows here, not at interpreter exit
@@ -78,12 +83,16 @@ class Group(click.Group):
         except BrokenPipeError:
             reader_gone()
         except KubeforgeError as err:
-            ctx.exit(report(err))
+            ctx.exit(report(err, as_json))
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
-        except Exception:  # a bug: say so plainly, keep the traceback for the report
+        except Exception as exc:  # a bug: say so plainly, keep the traceback for the report
             import traceback
 
+            if as_json:
+                click.echo(json.dumps({"ok": False, "internal": True, "diagnostics": [],
+                                       "error": f"internal error: {type(exc).__name__}: {exc}"},
+                                      indent=2, sort_keys=True))
             click.echo("kubeforge: internal error (this is a bug; please report it with the "
                        "traceback below)", err=True)
             traceback.print_exc()

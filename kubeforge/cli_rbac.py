@@ -191,7 +191,7 @@ def kubeconfig_user(file: Path, name: str, ttl: str, output: Path | None,
     Signed by the cluster CA in the state directory, without recompiling; nothing is
     stored, so the credential exists only in the written file.
     """
-    from kubeforge.compiler import pki
+    from kubeforge.compiler import pki, pki_store
     from kubeforge.compiler.artifacts import write_atomic
     from kubeforge.compiler.build import default_state_dir
     from kubeforge.compiler.emit.kubeconfig import endpoint_url, render_kubeconfig
@@ -208,7 +208,7 @@ def kubeconfig_user(file: Path, name: str, ttl: str, output: Path | None,
         raise UsageError(f"{file} declares no user `{name}`; {hint}")
     cluster, user = program.cluster, users[name]
     state = StateDir(state_dir or default_state_dir(cluster.name))
-    ca = pki.load_cluster_ca(state)
+    ca = pki_store.load_cluster_ca(state)
     now = dt.datetime.now(dt.timezone.utc)
     cert_pem, key_pem = pki.issue_client_cert(ca, user.name, user.groups,
                                               lifetime.total_seconds() / 86400,

@@ -13,6 +13,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from kubeforge.compiler.artifacts import KEYED, digest_matches
 from kubeforge.compiler.plan import Command, Service, Step, Upload
 from kubeforge.errors import KubeforgeError
 
@@ -102,15 +103,25 @@ def upload_check_script(upload: Upload, clean: bool) -> str:
             f"printf '%s %s\\n' \"$(stat -c '%a %U:%G' {p})\" \"$(sha256sum < {p} | cut -c1-64)\"")
 
 
-def upload_matches(upload: Upload, output: bytes) -> bool:
+def upload_matches(upload: Upload, output: bytes, sha256: str) -> bool:
+    """Whether the host's file (``upload_check_script``'s output) has the mode, owner and
+    content (``sha256``, from :func:`host_sha256`) the upload would give it."""
     try:
         mode, owner, digest = output.decode().split()
-        return (int(mode, 8), owner, digest) == (upload.mode, upload.owner, upload.sha256)
+        return (int(mode, 8), owner, digest) == (upload.mode, upload.owner, sha256)
     except ValueError:
         return False
 
 
-def upload_script(upload: Upload) -> str:
+def host_sha256(build_root: Path, upload: Upload, digest_key: bytes | None) -> str:
+    """The SHA-256 the file on the host must have: plan.json's, except for a secret upload,
+    whose keyed digest only the build's own copy (checked against it) can stand in for."""
+    if not upload.sha256.startswith(KEYED):
+        return upload.sha256
+    return Payload.read(build_root, upload, digest_key).sha256
+
+
+def upload_script(upload: Upload, sha256: str) -> str:
     """Receives the content on stdin into a temp file next to the target, verifies it, sets
     owner and mode on the temp file, then renames: readers see the old file or the complete
     new one, never a partial one or one with the wrong mode. A cut connection leaves no temp
@@ -126,7 +137,7 @@ def upload_script(upload: Upload) -> str:
         f"t=$(mktemp {d}/{prefix}XXXXXX{TEMP_SUFFIX})",
         "trap 'rm -f \"$t\"' EXIT",
         'cat > "$t"',
-        f'[ "$(sha256sum < "$t" | cut -c1-64)" = {upload.sha256} ] '
+        f'[ "$(sha256sum < "$t" | cut -c1-64)" = {sha256} ] '
         f"|| {{ echo 'the upload of {upload.path} arrived incomplete' >&2; exit {INCOMPLETE}; }}",
         f'chown {shlex.quote(owner + ":" + (group or owner))} "$t"',
         f'chmod {upload.mode:04o} "$t"',
@@ -167,18 +178,22 @@ class Payload:
     """An upload's bytes, read from the build and checked against the plan's hash."""
 
     data: bytes
+    sha256: str  # of ``data``: what the host's copy must hash to
 
     @classmethod
-    def read(cls, build_root: Path, upload: Upload) -> "Payload":
+    def read(cls, build_root: Path, upload: Upload, digest_key: bytes | None = None) -> "Payload":
+        """``digest_key``: the state directory's, needed for secret uploads."""
         source = build_root / upload.source
         try:
             data = source.read_bytes()
         except OSError as exc:
             raise BuildMismatch(f"{source}: {exc.strerror}; compile again") from None
-        if hashlib.sha256(data).hexdigest() != upload.sha256:
+        sha256 = hashlib.sha256(data).hexdigest()
+        if not (digest_matches(data, upload.sha256, digest_key)
+                if upload.sha256.startswith(KEYED) else sha256 == upload.sha256):
             raise BuildMismatch(f"{source} does not match plan.json (stale build?); "
                                 "compile again")
-        return cls(data)
+        return cls(data, sha256)
 
     def __repr__(self) -> str:  # never show content, even in a traceback
         return f"Payload({len(self.data)} bytes)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import os
 import signal
 import threading
 import time
@@ -24,7 +25,9 @@ from kubeforge.compiler.artifacts import write_atomic
 from kubeforge.compiler.build import compile_file, default_state_dir
 from kubeforge.compiler.inventory import InventoryProblem, load_inventory
 from kubeforge.compiler.plan import Plan
+from kubeforge.compiler.state import StateDir
 from kubeforge.errors import UsageError
+from kubeforge.fileio import path_problem
 from kubeforge.targets.base import CHANGED, FAILED, HostSpec, StepResult, Target
 from kubeforge.targets.execute import Sessions, StepRunner
 from kubeforge.targets.progress import Progress, render_summary
@@ -51,6 +54,11 @@ class Deployment:
 
     def load_state(self) -> ApplyState:
         return ApplyState.load(self.state_path, self.plan.cluster)
+
+    @property
+    def digest_key(self) -> bytes:
+        """The key of the secret uploads' digests in plan.json (made by the compile)."""
+        return StateDir(self.state_dir).digest_key()
 
 
 def map_hosts(plan: Plan, inventory: Path) -> dict[str, HostSpec]:
@@ -92,8 +100,10 @@ def address_warnings(plan: Plan, hosts: dict[str, HostSpec], inventory: Path) ->
 def prepare(source: Path, inventory: Path, build_dir: Path,
             state_dir: Path | None = None) -> Deployment:
     """Compile ``source`` into ``build_dir`` and pair its plan with ``inventory``."""
-    if not Path(inventory).exists():  # a file or a directory of inventories
-        raise UsageError(f"inventory {inventory} does not exist")
+    # A file or a directory of inventories; a device, a pipe or a loop says what it is.
+    problem = None if os.path.isdir(inventory) else path_problem(inventory)
+    if problem:
+        raise UsageError(f"inventory {inventory} {problem}")
     result = compile_file(source, build_dir, state_dir=state_dir)
     plan = Plan.from_json((result.root / "plan.json").read_text())
     state = Path(state_dir) if state_dir else default_state_dir(plan.cluster)
@@ -167,7 +177,8 @@ def _log(dep: Deployment, report: ApplyReport, started: float) -> None:
         lines += [f"    stderr| {line}" for line in r.stderr_tail]
         lines += [f"    stdout| {line}" for line in r.stdout_tail]
     dep.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(dep.state_dir / "apply.log", "a", encoding="utf-8") as fh:
+    with open(dep.state_dir / "apply.log", "a", encoding="utf-8",
+              opener=lambda path, flags: os.open(path, flags, 0o600)) as fh:
         fh.write(redact("\n".join(lines)) + "\n")
 
 
@@ -177,7 +188,7 @@ def apply(dep: Deployment, target: Target, selection: Selection = Selection(), j
     steps = selection.steps(dep.plan)
     state = dep.load_state()
     sessions = Sessions(target, dep.hosts)
-    runner = StepRunner(dep.plan, dep.build_root, state, sessions)
+    runner = StepRunner(dep.plan, dep.build_root, state, sessions, digest_key=dep.digest_key)
     stop = threading.Event()
     started, t0 = time.time(), time.monotonic()
     try:

@@ -71,9 +71,11 @@ def _before(plan: Plan, phase: str) -> str | None:
 
 class StepRunner:
     def __init__(self, plan: Plan, build_root: Path, state: ApplyState, sessions: Sessions,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 digest_key: bytes | None = None) -> None:
         self.plan = plan
         self.build_root = build_root
+        self.digest_key = digest_key  # the state directory's: checks secret uploads' sources
         self.state = state
         self.sessions = sessions
         self.sleep = sleep
@@ -97,9 +99,10 @@ class StepRunner:
     def satisfied(self, step: Step, clean: bool = True) -> bool:
         """The step's check: True means the host already is as the step would leave it."""
         if isinstance(step.action, Upload) and step.check.kind == "sha256":
+            want = actions.host_sha256(self.build_root, step.action, self.digest_key)
             out = self._run(step, actions.upload_check_script(step.action, clean),
                             actions.PROBE_TIMEOUT)
-            return out.exit_code == 0 and actions.upload_matches(step.action, out.stdout)
+            return out.exit_code == 0 and actions.upload_matches(step.action, out.stdout, want)
         if step.check.kind == "probe":
             timeout = min(actions.action_timeout(step), 120)
             return self._run(step, step.check.value, timeout).exit_code == 0
@@ -109,10 +112,11 @@ class StepRunner:
         action = step.action
         timeout = actions.action_timeout(step)
         if isinstance(action, Upload):
-            payload = actions.Payload.read(self.build_root, action)
+            payload = actions.Payload.read(self.build_root, action, self.digest_key)
             # Bundle binaries and image archives are hundreds of MB: allow 1 MB/s on top.
             timeout = max(timeout, timeout + len(payload.data) // 1_000_000)
-            return self._run(step, actions.upload_script(action), timeout, payload.data)
+            return self._run(step, actions.upload_script(action, payload.sha256), timeout,
+                             payload.data)
         if isinstance(action, Service):
             return self._run(step, actions.service_script(action, restart), timeout)
         return self._run(step, actions.command_script(action), timeout)

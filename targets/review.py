@@ -45,7 +45,7 @@ def review(dep: Deployment, selection: Selection, target: Target | None = None) 
                         SAME if state.is_done(s) and not state.needs_restart(s) else CHANGE)
                 for s in steps]
     sessions = Sessions(target, dep.hosts)
-    runner = StepRunner(dep.plan, dep.build_root, state, sessions)
+    runner = StepRunner(dep.plan, dep.build_root, state, sessions, digest_key=dep.digest_key)
     out = []
     try:
         for s in steps:

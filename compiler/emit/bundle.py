@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kubeforge.compiler.artifacts import Artifact, BuildContext
 from kubeforge.dsl.diagnostics import NO_SPAN, Diagnostic, DiagnosticError
+from kubeforge.fileio import path_problem
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,11 @@ def load(ctx: BuildContext) -> BundleInput | None:
     from kubeforge.bundle.check import check_bundle  # only builds that use a bundle pay for it
     from kubeforge.bundle.errors import BundleError
 
+    problem = path_problem(ctx.base_dir / install.path, want="dir")
+    if problem:  # a loop or a name too long would raise from resolve() or the check
+        raise refuse(ctx, f"install bundle: {install.path} {problem}",
+                     f"build one with `kubeforge bundle build --kubernetes {ctx.cluster.version} "
+                     f"-o {install.path}`")
     root = (ctx.base_dir / install.path).resolve()
     try:
         manifest = check_bundle(root)

@@ -23,7 +23,7 @@ import base64
 
 import yaml
 
-from kubeforge.compiler import pki
+from kubeforge.compiler import pki, pki_specs, pki_store
 from kubeforge.compiler.hostport import https_url
 from kubeforge.compiler.artifacts import Artifact, BuildContext, node_file
 from kubeforge.compiler.ir import Cluster, ClusterNode
@@ -33,7 +33,7 @@ KUBERNETES_DIR = "/etc/kubernetes"
 
 def endpoint_url(cluster: Cluster) -> str:
     """``https://<controlPlaneEndpoint>`` (section 2, GetControlPlaneEndpoint)."""
-    return https_url(pki.endpoint_host(cluster), cluster.endpoint_port)
+    return https_url(pki_specs.endpoint_host(cluster), cluster.endpoint_port)
 
 
 def local_url(node: ClusterNode) -> str:
@@ -110,18 +110,18 @@ def emit(ctx: BuildContext) -> list[Artifact]:
     ca = bundle.cas.ca
 
     def kubeconfig(state_rel: str, spec: pki.LeafSpec, server: str) -> bytes:
-        leaf = pki.ensure_leaf(bundle.state, state_rel, spec, ca, cluster.pki.algorithm,
-                               cluster.pki.cert_validity_days, ctx.now)
+        leaf = pki_store.ensure_leaf(bundle.state, state_rel, spec, ca, cluster.pki.algorithm,
+                                     cluster.pki.cert_validity_days, ctx.now)
         return render_kubeconfig(cluster.name, server, ca.cert_pem, spec.common_name,
                                  leaf.cert_pem, leaf.key_pem)
 
     endpoint = endpoint_url(cluster)
-    admin = kubeconfig("kubeconfigs/admin", pki.kubeconfig_spec(cluster, "admin"), endpoint)
+    admin = kubeconfig("kubeconfigs/admin", pki_specs.kubeconfig_spec(cluster, "admin"), endpoint)
     artifacts = [Artifact("kubeconfigs/admin.conf", admin, 0o600, secret=True)]
     super_admin = None
     if cluster.minor >= 29:  # super-admin.conf exists since kubeadm 1.29
         super_admin = kubeconfig("kubeconfigs/super-admin",
-                                 pki.kubeconfig_spec(cluster, "super-admin"), endpoint)
+                                 pki_specs.kubeconfig_spec(cluster, "super-admin"), endpoint)
         artifacts.append(Artifact("kubeconfigs/super-admin.conf", super_admin, 0o600,
                                   secret=True))
 
@@ -131,17 +131,18 @@ def emit(ctx: BuildContext) -> list[Artifact]:
         if joins_through_first_control_plane(cluster, node):
             # The same admin certificate, pointing where this node can reach an API server.
             files["admin.conf"] = kubeconfig("kubeconfigs/admin",
-                                             pki.kubeconfig_spec(cluster, "admin"),
+                                             pki_specs.kubeconfig_spec(cluster, "admin"),
                                              first_api_server_url(cluster))
         for kind in ("controller-manager", "scheduler"):
             files[f"{kind}.conf"] = kubeconfig(f"kubeconfigs/nodes/{node.name}/{kind}",
-                                               pki.kubeconfig_spec(cluster, kind), local_url(node))
+                                               pki_specs.kubeconfig_spec(cluster, kind),
+                                               local_url(node))
         if node == first:
             if super_admin is not None:
                 files["super-admin.conf"] = super_admin
             kubelet_server = local_url(node) if kubelet_local_mode(cluster) else endpoint
             files["kubelet.conf"] = kubeconfig(f"kubeconfigs/nodes/{node.name}/kubelet",
-                                               pki.kubeconfig_spec(cluster, "kubelet", node),
+                                               pki_specs.kubeconfig_spec(cluster, "kubelet", node),
                                                kubelet_server)
         artifacts += [node_file(node.name, f"{KUBERNETES_DIR}/{name}", content, 0o600, secret=True)
                       for name, content in sorted(files.items())]

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import base64
 import os
-from pathlib import Path
 
 from kubeforge.compiler.ir import (ConfigMap, Ingress, LabelSelector, Namespace, NetworkPolicy,
                                    Pvc, Secret, Service, StorageClass, Workload)
 from kubeforge.dsl.diagnostics import Diagnostic, DiagnosticError
+from kubeforge.fileio import OBJECT_DATA_LIMIT, FileProblem, decode_utf8, read_regular
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -59,7 +59,13 @@ def configmap(cm: ConfigMap) -> dict:
     data = {}
     for entry in cm.entries:
         if entry.file is not None:
-            data[entry.key] = Path(entry.file).read_text(encoding="utf-8")
+            # Checked when the source was lowered; read the same way again, in case the file
+            # changed since.
+            try:
+                data[entry.key] = decode_utf8(read_regular(entry.file, OBJECT_DATA_LIMIT))
+            except FileProblem as problem:
+                raise DiagnosticError([Diagnostic("E117", f"file `{entry.file}` {problem}",
+                                                  entry.span)]) from None
         else:
             data[entry.key] = entry.value
     return obj("v1", "ConfigMap", cm.name, cm.namespace, cm.labels, cm.annotations, data=data)
@@ -85,10 +91,9 @@ def secret(s: Secret, *, placeholders: bool = False) -> dict:
             raw = value.encode()
         else:
             try:
-                raw = Path(entry.ref).read_bytes()
-            except OSError as exc:
-                problems.append(Diagnostic("E117", f"cannot read `{entry.ref}`: {exc.strerror}",
-                                           entry.span))
+                raw = read_regular(entry.ref, OBJECT_DATA_LIMIT)
+            except FileProblem as problem:
+                problems.append(Diagnostic("E117", f"file `{entry.ref}` {problem}", entry.span))
                 continue
         data[entry.key] = base64.b64encode(raw).decode()
     if problems:

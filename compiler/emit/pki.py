@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from kubeforge.compiler import pki
+from kubeforge.compiler import pki, pki_specs, pki_store
 from kubeforge.compiler.artifacts import Artifact, BuildContext, node_file
 from kubeforge.compiler.ir import Cluster, ClusterNode
 from kubeforge.compiler.state import StateDir
@@ -80,10 +80,10 @@ def _node_files(cluster: Cluster, node: ClusterNode, cas: pki.CAs, sa: pki.Servi
             wanted[name] = (content, secret)
     elif node in cluster.etcd_nodes:
         wanted["etcd/ca.crt"] = (cas.etcd.cert_pem, False)
-    for spec in pki.node_leaf_specs(cluster, node):
+    for spec in pki_specs.node_leaf_specs(cluster, node):
         rel = f"pki/nodes/{node.name}/{spec.file}"
-        leaf = pki.ensure_leaf(state, rel, spec, cas.signer(spec.signer), cluster.pki.algorithm,
-                               cluster.pki.cert_validity_days, now)
+        leaf = pki_store.ensure_leaf(state, rel, spec, cas.signer(spec.signer),
+                                     cluster.pki.algorithm, cluster.pki.cert_validity_days, now)
         if leaf.reissued:
             reissued.append((rel, leaf.reissued))
         wanted[f"{spec.file}.crt"] = (leaf.cert_pem, False)
@@ -93,13 +93,13 @@ def _node_files(cluster: Cluster, node: ClusterNode, cas: pki.CAs, sa: pki.Servi
 
 
 def build_pki(cluster: Cluster, state: StateDir, now: dt.datetime) -> PkiBundle:
-    cas = pki.ensure_cas(cluster, state, now)
-    sa = pki.ensure_service_account_key(cluster, state)
+    cas = pki_store.ensure_cas(cluster, state, now)
+    sa = pki_store.ensure_service_account_key(cluster, state)
     reissued: list[tuple[str, str]] = []
     files = [f for node in cluster.nodes
              for f in _node_files(cluster, node, cas, sa, state, now, reissued)]
-    return PkiBundle(cas, sa, pki.ca_cert_hash(cas.ca.cert), pki.apiserver_extra_sans(cluster),
-                     tuple(files), tuple(reissued), state)
+    return PkiBundle(cas, sa, pki.ca_cert_hash(cas.ca.cert),
+                     pki_specs.apiserver_extra_sans(cluster), tuple(files), tuple(reissued), state)
 
 
 def algorithm_warnings(cluster: Cluster, cas: pki.CAs, state: StateDir) -> list[Diagnostic]:

@@ -34,7 +34,7 @@ from pathlib import PurePosixPath
 from types import SimpleNamespace
 from typing import Any, Iterable
 
-from kubeforge.compiler.artifacts import Artifact, BuildContext
+from kubeforge.compiler.artifacts import Artifact, BuildContext, content_digest
 from kubeforge.compiler import hostport
 from kubeforge.compiler.emit import plan_bundle
 from kubeforge.compiler.emit.cni import REMOTE_CNI
@@ -148,6 +148,7 @@ class _Draft:
 @dataclass
 class _Builder:
     cluster: Cluster
+    digest_key: bytes | None = None
     drafts: dict[str, _Draft] = field(default_factory=dict)
 
     def add(self, host: str, phase: str, name: str, action: Action, check: Check = ALWAYS,
@@ -164,8 +165,9 @@ class _Builder:
                needs: Iterable[str] = (), mode: int | None = None, secret: bool = False) -> str:
         secret = secret or art.secret
         mode = mode if mode is not None else (0o600 if secret else art.mode)
-        action = Upload(path, art.path, art.sha256, mode, art.owner, secret)
-        check = Check("sha256", art.sha256)
+        digest = content_digest(art.content, secret, self.digest_key)
+        action = Upload(path, art.path, digest, mode, art.owner, secret)
+        check = Check("sha256", digest)
         if path in KUBEADM_OWNED:
             # Placed once; kubeadm rewrites it afterwards (init's kubelet-finalize phase points
             # kubelet.conf at the kubelet's rotating client certificate), so putting ours back
@@ -215,6 +217,7 @@ class _Inputs:
     loadbalancer: Any
     etcd: Any
     labels: dict[str, tuple[tuple[str, str], ...]]
+    digest_key: bytes | None = None  # for the keyed digests of secret uploads
 
     def paths(self, node: str, prefixes: tuple[str, ...]) -> list[str]:
         return [a.host_path for a in self.files.get(node, []) if a.host_path.startswith(prefixes)]
@@ -256,8 +259,10 @@ def _inputs(cluster: Cluster, artifacts: Iterable[Artifact], shared: dict[str, A
         topology=cluster.etcd, nodes=tuple(n.name for n in cluster.etcd_nodes),
         packages=("etcd-server", "etcd-client") if cluster.etcd == "external" else (),
         services=("etcd",) if cluster.etcd == "external" else ())
+    state = shared.get("state")
     return _Inputs(files, workloads, shared.get("bundle"), install, lb, etcd,
-                   dict(shared.get("node_labels_after_join") or {}))
+                   dict(shared.get("node_labels_after_join") or {}),
+                   state.digest_key() if state is not None else None)
 
 
 # ================================================================================ the plan
@@ -269,7 +274,7 @@ class _PlanMaker:
     def __init__(self, cluster: Cluster, inputs: _Inputs) -> None:
         self.c = cluster
         self.i = inputs
-        self.b = _Builder(cluster)
+        self.b = _Builder(cluster, inputs.digest_key)
         first = cluster.first_control_plane
         if first is None:
             raise PlanError("the cluster has no control-plane node to initialise")

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from kubeforge.compiler import pki
+from kubeforge.compiler import pki, pki_store
 from kubeforge.compiler.artifacts import Artifact, BuildContext
 from kubeforge.compiler.emit.kubeconfig import endpoint_url, render_kubeconfig
 from kubeforge.compiler.ir import PolicyRule, Program, Role, Subject
@@ -117,7 +117,7 @@ def _cluster_ca(ctx: BuildContext) -> tuple[pki.CertificateAuthority, StateDir]:
     if bundle is not None:
         return bundle.cas.ca, bundle.state
     state = StateDir(ctx.state_dir)
-    return pki.ensure_cas(ctx.cluster, state, ctx.now).ca, state
+    return pki_store.ensure_cas(ctx.cluster, state, ctx.now).ca, state
 
 
 def emit(ctx: BuildContext) -> list[Artifact]:
@@ -131,8 +131,8 @@ def emit(ctx: BuildContext) -> list[Artifact]:
     ca, state = _cluster_ca(ctx)
     for user in sorted(users, key=lambda s: s.name):
         validity = user.cert_validity_days or cluster.pki.cert_validity_days
-        leaf = pki.ensure_leaf(state, f"kubeconfigs/users/{user.name}", user_spec(user), ca,
-                               cluster.pki.algorithm, validity, ctx.now)
+        leaf = pki_store.ensure_leaf(state, f"kubeconfigs/users/{user.name}", user_spec(user),
+                                     ca, cluster.pki.algorithm, validity, ctx.now)
         conf = render_kubeconfig(cluster.name, endpoint_url(cluster), ca.cert_pem, user.name,
                                  leaf.cert_pem, leaf.key_pem)
         artifacts.append(Artifact(f"kubeconfigs/users/{user.name}.conf", conf, 0o600,

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 from cryptography import x509
 
 from kubeforge.compiler import hostport
-from kubeforge.compiler.artifacts import Artifact, BuildContext
+from kubeforge.compiler.artifacts import KEYED, Artifact, BuildContext
 from kubeforge.compiler.emit.ansible import plan_of
 from kubeforge.compiler.emit.plan import KERNEL_FEATURES
 from kubeforge.compiler.emit.render import render_template
@@ -99,8 +99,10 @@ def _uploads(plan: Plan, nodes: dict[str, ClusterNode], sources: dict[str, Artif
         role = _role(node, step.phase)
         table = "KUBEADM_CONFIGS" if up.path.startswith("/etc/kubernetes/kubeadm/") else "FILES"
         # A file placed once and then kubeadm's (kubelet.conf) is checked for presence,
-        # mode and owner, not content, exactly as apply checks it.
-        digest = up.sha256 if step.check.kind == "sha256" else None
+        # mode and owner, not content, exactly as apply checks it. A secret's keyed digest
+        # cannot be checked on the host: the row names the build's copy instead.
+        digest = None if step.check.kind != "sha256" else \
+            f"build:{up.source}" if up.sha256.startswith(KEYED) else up.sha256
         t.add(role, table, step.phase, step.host, up.path, _Octal(up.mode), owner,
               group or owner, digest)
         art = sources.get(up.source)

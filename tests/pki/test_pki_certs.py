@@ -288,9 +288,9 @@ def test_key_algorithm_and_pem_encoding(tmp_path, algorithm, header, key_type):
     ("ecdsa-p384", 384, _pem_begin("EC")),
 ])
 def test_other_algorithms(tmp_path, algorithm, size, header):
-    from kubeforge.compiler import pki
+    from kubeforge.compiler import pki, pki_store
     from kubeforge.compiler.state import StateDir
-    cas = pki.ensure_cas(make_cluster(), StateDir(tmp_path / "s"), NOW)
+    cas = pki_store.ensure_cas(make_cluster(), StateDir(tmp_path / "s"), NOW)
     cert_pem, key_pem = pki.issue_client_cert(cas.ca, "alice", ["dev"], 30, algorithm, NOW)
     cert = x509.load_pem_x509_certificate(cert_pem)
     assert cert.public_key().key_size == size

@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from kubeforge.compiler import pki
+from kubeforge.compiler import pki, pki_specs, pki_store
 from pki_helpers import NOW, build, make_cluster, node, state_files
 
 CA_STATE = ("pki/ca.crt", "pki/ca.key", "pki/front-proxy-ca.crt", "pki/front-proxy-ca.key",
@@ -131,23 +131,24 @@ def test_reissue_reason_rules(built):
     from kubeforge.compiler.state import StateDir
     from cryptography import x509
     state = StateDir(built.state)
-    cas = pki.ensure_cas(built.ctx.cluster, state, NOW)
-    spec = pki.node_leaf_specs(built.ctx.cluster, built.ctx.cluster.nodes[0])[0]
+    cas = pki_store.ensure_cas(built.ctx.cluster, state, NOW)
+    spec = pki_specs.node_leaf_specs(built.ctx.cluster, built.ctx.cluster.nodes[0])[0]
     cert = x509.load_pem_x509_certificate(state.read("pki/nodes/cp1/apiserver.crt"))
-    assert pki.reissue_reason(cert, spec, cas.ca, "ecdsa-p256", 365, NOW) is None
-    assert pki.reissue_reason(cert, spec, cas.front_proxy, "ecdsa-p256", 365, NOW) == \
+    assert pki_store.reissue_reason(cert, spec, cas.ca, "ecdsa-p256", 365, NOW) is None
+    assert pki_store.reissue_reason(cert, spec, cas.front_proxy, "ecdsa-p256", 365, NOW) == \
         "not signed by the current CA"
     renamed = dataclasses.replace(spec, common_name="other")
-    assert pki.reissue_reason(cert, renamed, cas.ca, "ecdsa-p256", 365, NOW) == "subject changed"
+    assert pki_store.reissue_reason(cert, renamed, cas.ca, "ecdsa-p256", 365, NOW) == \
+        "subject changed"
     client = dataclasses.replace(spec, client_auth=True)
-    assert pki.reissue_reason(cert, client, cas.ca, "ecdsa-p256", 365, NOW) == \
+    assert pki_store.reissue_reason(cert, client, cas.ca, "ecdsa-p256", 365, NOW) == \
         "extended key usages changed"
 
 
 def test_issue_client_cert_is_stateless(built):
     from kubeforge.compiler.state import StateDir
     before = state_files(built.state)
-    ca = pki.load_cluster_ca(StateDir(built.state))
+    ca = pki_store.load_cluster_ca(StateDir(built.state))
     one = pki.issue_client_cert(ca, "alice", ("dev", "ops"), 30, "ecdsa-p256", NOW)
     two = pki.issue_client_cert(ca, "alice", ("dev", "ops"), 30, "ecdsa-p256", NOW)
     assert one != two  # fresh key and serial each time; callers store what they keep

@@ -8,7 +8,7 @@ import stat
 import pytest
 from cryptography import x509
 
-from kubeforge.compiler import pki
+from kubeforge.compiler import pki, pki_store
 from kubeforge.compiler.state import BOOTSTRAP_TOKEN_RE, StateDir
 from kubeforge.errors import StateError
 from pki_helpers import NOW, build, make_cluster
@@ -76,11 +76,11 @@ def test_corrupt_bootstrap_token_is_an_error(tmp_path):
 
 def test_load_cluster_ca_requires_one(tmp_path):
     with pytest.raises(StateError, match="no cluster CA"):
-        pki.load_cluster_ca(StateDir(tmp_path))
+        pki_store.load_cluster_ca(StateDir(tmp_path))
 
 
 def test_load_cluster_ca_returns_the_stored_ca(built):
-    ca = pki.load_cluster_ca(StateDir(built.state))
+    ca = pki_store.load_cluster_ca(StateDir(built.state))
     assert ca.cert_pem == built.read("pki/ca.crt")
     assert ca.cert == x509.load_pem_x509_certificate(ca.cert_pem)
 
@@ -109,7 +109,7 @@ def test_damaged_ca_raises_and_is_left_alone(tmp_path, ca, damage, message):
         key.write_bytes(pki.private_key_pem(pki.generate_key("ecdsa-p256")))
     before = {p: p.read_bytes() for p in (cert, key) if p.exists()}
     with pytest.raises(StateError, match=message):
-        pki.ensure_cas(cluster, StateDir(built.state), NOW)
+        pki_store.ensure_cas(cluster, StateDir(built.state), NOW)
     with pytest.raises(StateError):
         build(cluster, tmp_path)
     assert {p: p.read_bytes() for p in (cert, key) if p.exists()} == before
@@ -121,7 +121,7 @@ def test_error_messages_never_contain_key_material(tmp_path):
     secret_body = key.read_bytes().splitlines()[1]
     key.write_bytes(key.read_bytes()[:-40])  # truncated: corrupt
     with pytest.raises(StateError) as err:
-        pki.ensure_cas(make_cluster(), StateDir(built.state), NOW)
+        pki_store.ensure_cas(make_cluster(), StateDir(built.state), NOW)
     assert secret_body.decode() not in str(err.value)
 
 
@@ -133,7 +133,7 @@ def test_a_certificate_that_is_not_a_ca_is_refused(tmp_path):
     (built.state / "pki/front-proxy-ca.crt").write_bytes(leaf.with_suffix(".crt").read_bytes())
     (built.state / "pki/front-proxy-ca.key").write_bytes(leaf.with_suffix(".key").read_bytes())
     with pytest.raises(StateError, match="is not the front-proxy-ca CA"):
-        pki.ensure_cas(cluster, StateDir(built.state), NOW)
+        pki_store.ensure_cas(cluster, StateDir(built.state), NOW)
 
 
 def test_expired_ca_is_an_error_not_a_regeneration(tmp_path):
@@ -141,7 +141,7 @@ def test_expired_ca_is_an_error_not_a_regeneration(tmp_path):
     cluster = make_cluster()
     build(cluster, tmp_path)
     with pytest.raises(StateError, match="expired"):
-        pki.ensure_cas(cluster, StateDir(tmp_path / "state"), NOW + dt.timedelta(days=3651))
+        pki_store.ensure_cas(cluster, StateDir(tmp_path / "state"), NOW + dt.timedelta(days=3651))
 
 
 def test_service_account_pair_mismatch(tmp_path):

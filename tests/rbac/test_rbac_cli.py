@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from kubeforge.cli import main
-from kubeforge.compiler import pki
+from kubeforge.compiler import pki_store
 from kubeforge.compiler.lower import load_program
 from kubeforge.compiler.rbac_matrix import program_matrix, to_json
 from kubeforge.compiler.state import StateDir
@@ -213,7 +213,7 @@ def test_check_strict_turns_lint_into_errors(tmp_path):
 def test_kubeconfig_user_ttl(tmp_path):
     program, _ = load_program(EXAMPLE)
     state = StateDir(tmp_path / "state")
-    ca = pki.ensure_cas(program.cluster, state, dt.datetime.now(dt.timezone.utc)).ca
+    ca = pki_store.ensure_cas(program.cluster, state, dt.datetime.now(dt.timezone.utc)).ca
     out = tmp_path / "carol.conf"
     before = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     result = cli("kubeconfig", "user", EXAMPLE, "carol", "--ttl", "8h", "-o", out,

@@ -45,12 +45,13 @@ def ids(rows, *columns):
 
 @pytest.mark.parametrize("phase, node, path, mode, owner, group, sha256", FILES,
                          ids=ids(FILES, 2))
-def test_file(host_of, phase, node, path, mode, owner, group, sha256):
+def test_file(host_of, sha256_of, phase, node, path, mode, owner, group, sha256):
     f = host_of(node).file(path)
     assert f.is_file, f"{path} is missing"
     assert f.mode == mode, f"{path} has mode {f.mode:04o}, expected {mode:04o}"
     assert (f.user, f.group) == (owner, group), f"{path} is owned by {f.user}:{f.group}"
-    assert sha256 is None or f.sha256sum == sha256, f"{path} differs from the compiled file"
+    assert sha256 is None or f.sha256sum == sha256_of(sha256), \
+        f"{path} differs from the compiled file"
 
 
 @pytest.mark.parametrize("phase, node, name, enabled, running", SERVICES, ids=ids(SERVICES, 2))
