@@ -108,7 +108,7 @@ class Progress:
                 extra = f"  ({result.message})" if result.message else ""
                 self.console.print(f"[{STYLE[result.status]}]{result.status:9}[/] "
                                    f"{result.step_id}  {result.seconds:.1f}s{extra}",
-                                   markup=True, highlight=False)
+                                   markup=True, highlight=False, soft_wrap=True)
             phase = self.phases.get((result.host, result.phase))
             if phase is not None:
                 phase.done += 1
@@ -118,7 +118,7 @@ class Progress:
                             if phase.started is not None else "")
                     self.console.print(f"{result.host}: phase {result.phase} finished{took}: "
                                        f"{_counts(phase.counts)}", markup=False,
-                                       highlight=False)
+                                       highlight=False, soft_wrap=True)
 
 
 def render_summary(results: list[StepResult], wall: float, console: Console) -> None:

@@ -197,3 +197,20 @@ def test_failed_and_blocked_steps_are_counted_apart(setup):
     assert re.search(r"changed\s*┃\s*failed\s*┃\s*blocked", header), header
     row_a = next(line for line in out.getvalue().splitlines() if line.startswith("│ a "))
     assert [c.strip() for c in row_a.split("│")[1:6]] == ["a", "5/5", "2", "1", "1"], row_a
+
+
+def test_progress_lines_stay_whole_in_a_pipe():
+    """Without a terminal each changed step is one line however long its id, so `grep`,
+    `| head` and a test parsing the log see whole step ids (rich would wrap at 80)."""
+    from kubeforge.compiler.plan import Command, Step
+    from kubeforge.targets.base import StepResult
+    from kubeforge.targets.progress import Progress
+
+    step_id = "cp1/workloads/upload-etc-kubernetes-kubeforge-manifests-10-default.yaml"
+    out = io.StringIO()
+    console = Console(file=out, width=80, force_terminal=False)
+    with Progress([Step(step_id, "cp1", "workloads", Command(argv=("true",)))], console) as p:
+        p.finished(StepResult(step_id, "cp1", "workloads", CHANGED, seconds=0.1))
+    lines = out.getvalue().splitlines()
+    assert lines[0].split() == ["changed", step_id, "0.1s"]
+    assert lines[1].startswith("cp1: phase workloads finished")
