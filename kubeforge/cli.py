@@ -189,3 +189,4 @@ from kubeforge.cli_deploy import COMMANDS as _deploy; [main.add_command(c) for c
 from kubeforge.cli_verify import verify; main.add_command(verify)  # noqa: E402,E702
 from kubeforge.cli_vagrant import vagrant; main.add_command(vagrant)  # noqa: E402,E702
 from kubeforge.cli_bundle import bundle; main.add_command(bundle)  # noqa: E402,E702
+from kubeforge.cli_rollout import rollout; main.add_command(rollout)  # noqa: E402,E702

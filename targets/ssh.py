@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import select
 import shlex
 import threading
 import time
 
 import paramiko
+
+# paramiko logs a failed handshake (a port that answers but is not sshd) with its traceback;
+# with no handler of the program's own, Python's last-resort handler would print it under our
+# one-line error. The errors reach the user as TargetError messages instead.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 from kubeforge.compiler import hostport
 from kubeforge.targets import known_hosts
