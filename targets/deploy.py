@@ -162,7 +162,9 @@ def _timings(dep: Deployment, report: ApplyReport, started: float) -> dict:
         "phases": {p: round(phases[p][1] - phases[p][0], 3)
                    for p in dep.plan.phases if p in phases},
         "steps": [{"id": r.step_id, "host": r.host, "phase": r.phase, "status": r.status,
-                   "seconds": round(r.seconds, 3), "attempts": r.attempts}
+                   "seconds": round(r.seconds, 3), "attempts": r.attempts,
+                   # when the step began, in seconds after the run began (a timeline)
+                   "at": round(r.started - started, 3) if r.started else None}
                   for r in report.results],
     }
 

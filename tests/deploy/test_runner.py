@@ -45,6 +45,8 @@ def test_cold_apply_then_noop_reapply(setup):
     assert {r.status for r in report.results} <= {UNCHANGED, OK}
     timings = json.loads((dep.state_dir / "timings.json").read_text())
     assert {s["id"] for s in timings["steps"]} == set(by_id) and "preflight" in timings["phases"]
+    ats = [s["at"] for s in timings["steps"]]  # the timeline: when each step began
+    assert all(at is not None and 0 <= at <= timings["wall_seconds"] for at in ats), ats
 
 
 def test_failure_skips_dependents_and_lets_independent_work_finish(setup):
