@@ -136,3 +136,16 @@ def test_echo_lookup_resolves_names(programs, tmp_path):
         assert json.loads(get(f"http://127.0.0.1:{port}/x?y=1")[2])["path"] == "/x"
     version = subprocess.run([str(echo), "-version"], capture_output=True, text=True, check=True)
     assert version.stdout == f"echo {recipes.ECHO_VERSION}\n"
+
+
+def test_frontend_drains_and_exits_cleanly_on_sigterm(programs, tmp_path):
+    """A replaced pod gets SIGTERM: the frontend stops accepting, finishes what it serves and
+    exits 0 (log.Fatal's exit 1 would have reset every request in flight)."""
+    import signal
+
+    port = free_port()
+    with process([str(programs["guestbook-frontend"]), "-listen", f"127.0.0.1:{port}"], port,
+                 tmp_path / "term.log", env={}) as proc:
+        assert get(f"http://127.0.0.1:{port}/guestbook.php")[0] == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, (tmp_path / "term.log").read_text()

@@ -220,6 +220,12 @@ def _watch(ha: HaCluster, events: list, stop: threading.Event) -> subprocess.Pop
 
     def read():
         decoder, buffer = json.JSONDecoder(), ""
+        try:
+            _stream(proc, decoder, buffer)
+        except (ValueError, OSError):  # the pipe closed under us when the watch was stopped
+            pass
+
+    def _stream(proc, decoder, buffer):
         for line in proc.stdout:
             buffer += line
             try:
@@ -240,7 +246,10 @@ def _sample_http(ha: HaCluster, samples: list, stop: threading.Event) -> threadi
     def run():
         while not stop.is_set():
             for host in WORKERS:
-                status, headers, _ = http_get(guestbook_url(ha, host), timeout=3)
+                try:
+                    status, headers, _ = http_get(guestbook_url(ha, host), timeout=3)
+                except OSError as exc:  # refused, reset, timed out: a failed request
+                    status, headers = repr(exc), {}
                 samples.append((time.monotonic(), host, status,
                                 headers.get("X-Guestbook-Release")))
             time.sleep(0.1)
@@ -297,6 +306,7 @@ def test_rolling_update_keeps_the_declared_limits(ha):
     high = max(s.get("replicas", 0) for s in statuses)
     failed = [s for s in samples if s[2] != 200]
     REPORT["rolling_update_http"] = {"requests": len(samples), "failed": len(failed),
+                                     "failures": sorted({str(s[2]) for s in failed})[:5],
                                      "min_ready": low, "max_pods": high,
                                      "watch_events": len(statuses)}
     assert low >= 5 and high <= 6, (low, high)

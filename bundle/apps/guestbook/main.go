@@ -19,6 +19,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	_ "embed"
 	"encoding/json"
 	"flag"
@@ -27,6 +28,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 )
 
@@ -165,5 +168,22 @@ func main() {
 	server := &http.Server{Addr: *listen, Handler: logged(withRelease(mux)), ReadHeaderTimeout: 10 * time.Second}
 	log.Printf("guestbook-frontend %s listening on %s (master %s, replica %s)", version, *listen,
 		b.master, b.replica)
-	log.Fatal(server.ListenAndServe())
+	// On SIGTERM (a pod being replaced) finish the requests in flight instead of resetting
+	// them; the example's preStop sleep has already let the Service stop sending new ones.
+	stopped := make(chan struct{})
+	go func() {
+		signals := make(chan os.Signal, 1)
+		signal.Notify(signals, syscall.SIGTERM, os.Interrupt)
+		<-signals
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := server.Shutdown(ctx); err != nil {
+			log.Printf("shutdown: %v", err)
+		}
+		close(stopped)
+	}()
+	if err := server.ListenAndServe(); err != http.ErrServerClosed {
+		log.Fatal(err)
+	}
+	<-stopped
 }
