@@ -19,9 +19,10 @@ import re
 from dataclasses import dataclass
 
 from kubeforge.bundle.errors import BundleError
+from kubeforge.compiler import versions as compiler_versions
 
-#: The newest Kubernetes release the Go module proxy serves that a bundle was built for.
-DEFAULT_KUBERNETES = "1.37.2"
+#: The newest Kubernetes release the Go module proxy serves (the compiler's versions table).
+DEFAULT_KUBERNETES = compiler_versions.DEFAULT_VERSION
 ARCH = "amd64"
 
 #: The flannel CNI plugin (``plugins/meta/flannel``) left containernetworking/plugins after

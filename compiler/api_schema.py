@@ -40,26 +40,40 @@ def _schema_dir(minor: int) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _definitions(minor: int) -> dict:
+def _definitions_file(minor: int) -> dict:
     from kubernetes_validate import utils
 
     return utils.schema_contents(f"{_schema_dir(minor)}/_definitions.json", f"1.{minor}")
+
+
+def definitions(minor: int) -> dict:
+    """Every type of the minor's API, by name (the schemas' ``$defs``)."""
+    return _definitions_file(minor)["$defs"]
+
+
+@functools.lru_cache(maxsize=None)
+def kind_schema(minor: int, api_version: str, kind: str) -> dict | None:
+    """The strict schema of one kind, or None when the minor does not serve it."""
+    from kubernetes_validate import utils
+
+    try:
+        return utils.schema_contents(
+            f"{_schema_dir(minor)}/{kind.lower()}-{_group_file(api_version)}.json", f"1.{minor}")
+    except (FileNotFoundError, OSError):
+        return None
 
 
 @functools.lru_cache(maxsize=None)
 def _validator(minor: int, api_version: str, kind: str):
     """(validator, schema), or None when the minor does not serve ``api_version``/``kind``."""
     import jsonschema
-    from kubernetes_validate import utils
     from referencing import Registry, Resource
 
-    try:
-        schema = utils.schema_contents(
-            f"{_schema_dir(minor)}/{kind.lower()}-{_group_file(api_version)}.json", f"1.{minor}")
-    except (FileNotFoundError, OSError):
+    schema = kind_schema(minor, api_version, kind)
+    if schema is None:
         return None
     registry = Resource.from_contents(schema) @ Registry()
-    registry = Resource.from_contents(_definitions(minor)) @ registry
+    registry = Resource.from_contents(_definitions_file(minor)) @ registry
     return jsonschema.Draft202012Validator(schema, registry=registry), schema
 
 
@@ -103,7 +117,7 @@ def check_object(obj: dict, minor: int) -> list[ApiProblem]:
         where = ".".join(str(p) for p in err.absolute_path)
         message = err.message if len(err.message) <= 160 else err.message[:157] + "..."
         problems.append(ApiProblem("error", where, message))
-    defs = _definitions(minor).get("$defs", {})
+    defs = definitions(minor)
     whole = _DEPRECATED.search(schema.get("description", ""))
     if whole:
         problems.append(ApiProblem("deprecated", "", whole.group(1).strip()))

@@ -47,7 +47,7 @@ class InstallPlan:
     """How kubeadm, kubelet and kubectl reach the nodes."""
 
     method: str  # packages | preinstalled | bundle
-    version: str  # "1.31.2": the exact version to install or expect
+    version: str  # "1.37.2": the exact version to install or expect
     packages: tuple[str, ...]  # what `apt-get install` installs (runtime included)
     repository: str | None = None  # packages: the pkgs.k8s.io repository of the minor
     keyring: str | None = None  # packages: where the repository's key goes (dearmored)

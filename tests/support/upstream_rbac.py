@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import yaml
 
@@ -28,10 +27,9 @@ CORE_ROLES = ("cluster-admin", "admin", "edit", "view", "system:aggregate-to-adm
               "system:discovery", "system:public-info-viewer")
 CORE_BINDINGS = ("cluster-admin", "system:basic-user", "system:discovery",
                  "system:public-info-viewer")
-#: Real defaults that rarely matter; system:kubelet-api-admin is what kubeadm binds the API
-#: server's kubelet client to (versions.kubelet_api_admin_binding).
+#: Real defaults that rarely matter (the other system: roles are in rbac-system-roles.yaml).
 EXTRA_ROLES = ("system:service-account-issuer-discovery", "system:monitoring",
-               "system:cluster-trust-bundle-discovery", "system:kubelet-api-admin")
+               "system:cluster-trust-bundle-discovery")
 EXTRA_BINDINGS = ("system:service-account-issuer-discovery", "system:monitoring",
                   "system:cluster-trust-bundle-discovery")
 
@@ -47,6 +45,10 @@ def _items(version: str, name: str) -> dict[str, dict]:
 
 def upstream_roles(version: str) -> dict[str, dict]:
     return _items(version, "cluster-roles.yaml")
+
+
+def upstream_controller_roles(version: str) -> dict[str, dict]:
+    return _items(version, "controller-roles.yaml")
 
 
 def upstream_bindings(version: str) -> dict[str, dict]:
