@@ -144,13 +144,11 @@ def kubeadm(version: str) -> Path:
         return build_kubeadm(tag, out_dir)
 
 
-def kubernetes_source(version: str) -> Path:
-    """The unpacked ``k8s.io/kubernetes`` module of ``version`` (downloaded into the Go module
-    cache once): upstream sources and test data of exactly that release."""
-    tag, _, _ = _split(version)
+def module_source(module: str, version: str) -> Path:
+    """The unpacked Go module ``module@version`` (downloaded into the Go module cache once)."""
     if shutil.which("go") is None:
-        raise KubeadmBuildError("reading the Kubernetes sources needs the Go toolchain (`go`)")
-    out = subprocess.run(["go", "mod", "download", "-json", f"k8s.io/kubernetes@{tag}"],
+        raise KubeadmBuildError(f"reading {module} needs the Go toolchain (`go`) on PATH")
+    out = subprocess.run(["go", "mod", "download", "-json", f"{module}@{version}"],
                          capture_output=True, text=True, cwd=tempfile.gettempdir(), check=False,
                          env={**os.environ, "GOFLAGS": "-mod=mod"})
     try:
@@ -158,9 +156,15 @@ def kubernetes_source(version: str) -> Path:
     except ValueError:
         info = {}
     if out.returncode != 0 or "Dir" not in info:
-        raise KubeadmBuildError(f"go mod download k8s.io/kubernetes@{tag} failed: "
+        raise KubeadmBuildError(f"go mod download {module}@{version} failed: "
                                 f"{info.get('Error') or out.stderr.strip()}")
     return Path(info["Dir"])
+
+
+def kubernetes_source(version: str) -> Path:
+    """``k8s.io/kubernetes`` of ``version``: the sources and test data of exactly that
+    release."""
+    return module_source("k8s.io/kubernetes", _split(version)[0])
 
 
 def main(argv: list[str] | None = None) -> int:
