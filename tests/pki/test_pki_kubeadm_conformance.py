@@ -68,7 +68,9 @@ def describe_cert(pem: bytes) -> dict:
         "ca": _ext(cert, x509.BasicConstraints).ca,
         "key": describe_key(cert.public_key()),
         "hash": cert.signature_hash_algorithm.name,
-        "validity": cert.not_valid_after_utc - cert.not_valid_before_utc,
+        # kubeadm reads the clock twice (notBefore, notAfter): a second may tick in between.
+        "validity_minutes": round((cert.not_valid_after_utc - cert.not_valid_before_utc)
+                                  .total_seconds() / 60),
     }
 
 

@@ -1,7 +1,9 @@
 """Compile an example for another Kubernetes version (and key algorithm), from its source.
 
 The example's text is copied with its `kubernetes "..."` (and `algorithm ...`) replaced, next
-to a copy of the files it reads, and compiled by the real front end into ``out``.
+to a copy of the files it reads, and compiled by the real front end into ``out``. A bundle is
+built for one version only, so `install bundle path "..."` becomes `install preinstalled`
+(the kubeadm configs then differ only in imagePullPolicy, Never with a bundle).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ def example_source(example: Path, version: str, algorithm: str | None = None) ->
     text, count = re.subn(r'kubernetes\s+"[^"]+"', f'kubernetes "{version}"',
                           example.read_text())
     assert count == 1, f"{example} has no single `kubernetes` statement"
+    text = re.sub(r'install\s+bundle\s+path\s+"[^"]*"', "install preinstalled", text)
     if algorithm is not None:
         text, count = re.subn(r"\balgorithm\s+[a-z0-9-]+", f"algorithm {algorithm}", text)
         assert count == 1, f"{example} has no single pki `algorithm`"
