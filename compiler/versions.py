@@ -30,6 +30,20 @@ KUBEADM_API = "kubeadm.k8s.io/v1beta4"
 
 
 @dataclass(frozen=True)
+class BundlePins:
+    """What ``kubeforge bundle build`` builds for a minor besides the images its kubeadm names
+    (etcd, CoreDNS and pause come from ``kubeadm config images list``): module versions."""
+
+    containerd: str
+    crictl: str
+    cni_plugins: str
+    flannel: str
+    #: The flannel CNI plugin (``plugins/meta/flannel``) left containernetworking/plugins
+    #: after v0.9.1 for github.com/flannel-io/cni-plugin, which the module proxy does not serve.
+    flannel_cni: str = "v0.9.1"
+
+
+@dataclass(frozen=True)
 class Release:
     minor: int
     newest_patch: int
@@ -58,6 +72,9 @@ class Release:
     containerd: tuple[str, ...]
     #: Config APIs it reads only with --allow-experimental-api (placeholders of the next API).
     kubeadm_experimental_apis: tuple[str, ...] = ()
+    #: The offline bundle's pins; None: no bundle of this minor has been built and checked
+    #: end to end, so `bundle build` refuses it.
+    bundle: BundlePins | None = None
 
     @property
     def newest(self) -> str:
@@ -104,7 +121,9 @@ RELEASES: dict[int, Release] = {r.minor: r for r in (
             kubeadm_feature_gates=("RootlessControlPlane",),
             kubeadm_feature_gates_removed=("NodeLocalCRISocket", "PublicKeysECDSA"),
             kubelet_flags_removed=(), fail_cgroup_v1=True, kubelet_api_admin_since_patch=0,
-            containerd=("2.4.0", "2.3.0"), kubeadm_experimental_apis=("kubeadm.k8s.io/v1",)),
+            containerd=("2.4.0", "2.3.0"), kubeadm_experimental_apis=("kubeadm.k8s.io/v1",),
+            bundle=BundlePins(containerd="v2.4.2", crictl="v1.37.0", cni_plugins="v1.10.0",
+                              flannel="v0.28.10")),
 )}
 
 #: ClusterRoleBindings `kubeadm init` creates that grant an identity outside the system
@@ -160,6 +179,10 @@ SOURCES: dict[str, str] = {
                                      "1.36.0/1.36.1 compared)",
     "containerd": f"RELEASES.md of the containerd module {CONTAINERD_RELEASES}, table "
                   "'Kubernetes Support' (the recommended containerd lines per minor)",
+    "bundle": "containerd: the newest v2.4 release (v2.4.2), a line the row's containerd "
+              "column recommends; crictl: the cri-tools release of the same minor; "
+              "cni_plugins, flannel: the newest releases on the module proxy when the 1.37 "
+              "bundle was built; runc is containerd's own pin (script/setup/runc-version)",
     "default RBAC roles": "compiler/data/rbac-bootstrap.yaml, per rule `x-oracle-since`/"
                           "`x-oracle-until` (plugin/pkg/auth/authorizer/rbac/bootstrappolicy/"
                           "testdata/cluster-roles.yaml of each row)",

@@ -107,6 +107,17 @@ def test_runtime_and_etcd_ranges():
                                                                                       "3.4.23")
 
 
+def test_bundle_pins_fit_their_row():
+    """`bundle build`'s runtime is one the row recommends, its crictl is the row's minor, and
+    the default version (what `bundle build` builds when not told) has pins."""
+    assert versions.NEWEST.bundle is not None
+    for row in versions.RELEASES.values():
+        if row.bundle is None:
+            continue
+        assert versions.containerd_recommended(row.newest, row.bundle.containerd), row.minor
+        assert row.bundle.crictl.startswith(f"v1.{row.minor}."), row.minor
+
+
 def test_end_of_support():
     assert versions.end_of_support("1.33.13") == dt.date(2026, 6, 28)
     assert versions.end_of_support("1.34.4") == dt.date(2026, 10, 27)
