@@ -1,11 +1,13 @@
 """The versions table against each supported version's own kubeadm (built from source).
 
-For every row: kubeadm validates kubeforge's init and join configs of every example,
-`kubeadm config images list` names exactly the images kubeforge plans for the cluster, and the
-config APIs, key algorithms and feature gates kubeadm accepts are the table's. Facts kubeadm
-cannot print (kubelet defaults and flags) are read from the same release's source. A wrong
-table entry fails here. The first run builds each kubeadm (minutes each; cached in
-~/.cache/kubeforge/kubeadm).
+For every minor upstream supports (every supported minor with KUBEFORGE_KUBEADM_ALL=1):
+kubeadm validates kubeforge's init and join configs of every example, `kubeadm config images
+list` names exactly the images kubeforge plans for the cluster, and the config APIs, key
+algorithms and feature gates kubeadm accepts are the table's. For every supported minor the
+same facts are read from the release's source (tests/support/kubeadm_source.py), a reader
+that the binary tests prove on the minors that have both; facts kubeadm cannot print (kubelet
+defaults and flags) come from the source too. A wrong table entry fails here. The first run
+builds each kubeadm (minutes each; cached with the bundle builds, README "Tests").
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import yaml
 from kubeforge.compiler import versions
 from kubeforge.compiler.emit.kubeadm import INIT_PATH, JOIN_PATH
 from kubeforge.compiler.lower_version import KUBEADM_ALGORITHMS
+from tests.support import kubeadm_source
 from tests.support.example_builds import EXAMPLE_FILES, compile_example
-from tests.support.kubeadm_build import kubeadm, kubernetes_source, module_source
+from tests.support.kubeadm_build import binary_releases, kubeadm, kubernetes_source, module_source
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 RELEASES = [versions.RELEASES[m] for m in versions.SUPPORTED_MINORS]
-ids = [f"1.{r.minor}" for r in RELEASES]
+BUILT = binary_releases()
 
 
 def run(binary: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -35,21 +38,28 @@ def run(binary: Path, *args: str, cwd: Path | None = None) -> subprocess.Complet
                           timeout=300, check=False)
 
 
-@pytest.fixture(scope="module", params=RELEASES, ids=ids)
+@pytest.fixture(scope="module", params=RELEASES, ids=[f"1.{r.minor}" for r in RELEASES])
 def release(request):
+    """Every supported minor (the source tests)."""
+    return request.param
+
+
+@pytest.fixture(scope="module", params=BUILT, ids=[f"kubeadm-1.{r.minor}" for r in BUILT])
+def built(request):
+    """The minors whose kubeadm is built (the binary tests)."""
     return request.param
 
 
 @pytest.fixture(scope="module")
-def binary(release):
-    return kubeadm(release.newest)
+def binary(built):
+    return kubeadm(built.newest)
 
 
 @pytest.fixture(scope="module")
-def compiled(release, tmp_path_factory):
+def compiled(built, tmp_path_factory):
     """Every example compiled for the release: {example name: BuildResult}."""
-    out = tmp_path_factory.mktemp(f"examples-{release.minor}")
-    return {e.stem: compile_example(e, out / e.stem, release.newest) for e in EXAMPLE_FILES}
+    out = tmp_path_factory.mktemp(f"examples-{built.minor}")
+    return {e.stem: compile_example(e, out / e.stem, built.newest) for e in EXAMPLE_FILES}
 
 
 def kubeadm_configs(result) -> list:
@@ -79,10 +89,10 @@ def planned_images(result) -> set[str]:
     return images
 
 
-def test_images_list_is_what_kubeforge_plans(release, binary, compiled):
-    default = run(binary, "config", "images", "list", "--kubernetes-version", f"v{release.newest}")
+def test_images_list_is_what_kubeforge_plans(built, binary, compiled):
+    default = run(binary, "config", "images", "list", "--kubernetes-version", f"v{built.newest}")
     assert default.returncode == 0, default.stderr
-    assert tuple(default.stdout.split()) == versions.kubeadm_images(release.newest)
+    assert tuple(default.stdout.split()) == versions.kubeadm_images(built.newest)
     for name, result in compiled.items():
         init = next(a for a in kubeadm_configs(result) if a.host_path == INIT_PATH)
         listed = run(binary, "config", "images", "list", "--config", str(result.root / init.path))
@@ -90,9 +100,9 @@ def test_images_list_is_what_kubeforge_plans(release, binary, compiled):
         assert set(listed.stdout.split()) == planned_images(result), name
 
 
-def minimal_config(release, api: str, tmp_path: Path, **fields) -> Path:
+def minimal_config(row, api: str, tmp_path: Path, **fields) -> Path:
     doc = {"apiVersion": api, "kind": "ClusterConfiguration",
-           "kubernetesVersion": f"v{release.newest}", **fields}
+           "kubernetesVersion": f"v{row.newest}", **fields}
     path = tmp_path / f"{api.rsplit('/', 1)[1]}-{len(fields)}.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -100,37 +110,51 @@ def minimal_config(release, api: str, tmp_path: Path, **fields) -> Path:
 
 @pytest.mark.parametrize("api", ["kubeadm.k8s.io/v1beta3", "kubeadm.k8s.io/v1beta4",
                                  "kubeadm.k8s.io/v1"])
-def test_config_apis(release, binary, api, tmp_path):
-    path = minimal_config(release, api, tmp_path)
+def test_config_apis(built, binary, api, tmp_path):
+    path = minimal_config(built, api, tmp_path)
     done = run(binary, "config", "validate", "--config", str(path))
-    assert (done.returncode == 0) == (api in release.kubeadm_apis), done.stderr
-    if api in release.kubeadm_experimental_apis:
+    assert (done.returncode == 0) == (api in built.kubeadm_apis), done.stderr
+    if api in built.kubeadm_experimental_apis:
         assert "experimental" in done.stderr
         allowed = run(binary, "config", "validate", "--allow-experimental-api", "--config",
                       str(path))
         assert allowed.returncode == 0, allowed.stderr
-    assert versions.KUBEADM_API in release.kubeadm_apis
+    assert versions.KUBEADM_API in built.kubeadm_apis
 
 
 @pytest.mark.parametrize("algorithm", sorted(KUBEADM_ALGORITHMS.values()))
-def test_encryption_algorithms(release, binary, algorithm, tmp_path):
-    path = minimal_config(release, versions.KUBEADM_API, tmp_path, encryptionAlgorithm=algorithm)
+def test_encryption_algorithms(built, binary, algorithm, tmp_path):
+    path = minimal_config(built, versions.KUBEADM_API, tmp_path, encryptionAlgorithm=algorithm)
     done = run(binary, "config", "validate", "--config", str(path))
-    assert (done.returncode == 0) == (algorithm in release.encryption_algorithms), done.stderr
+    assert (done.returncode == 0) == (algorithm in built.encryption_algorithms), done.stderr
 
 
-def test_feature_gates(release, binary):
+def test_feature_gates(built, binary):
     text = run(binary, "init", "--help").stdout
     block = text.split("--feature-gates", 1)[1].split("\n  -", 1)[0]
     assert tuple(sorted(re.findall(r"([A-Z][A-Za-z0-9]+)=true\|false", block))) == \
-        tuple(sorted(release.kubeadm_feature_gates))
-    previous = versions.RELEASES.get(release.minor - 1)
-    if previous is not None:
-        assert set(previous.kubeadm_feature_gates) - set(release.kubeadm_feature_gates) == \
-            set(release.kubeadm_feature_gates_removed)
+        tuple(sorted(built.kubeadm_feature_gates))
 
 
 # ---------------------------------------------------------------- facts from the source
+
+
+def test_kubeadm_facts_from_the_source(release):
+    """What the binary tests ask kubeadm, read from the release's source: every minor, so
+    the out-of-support ones are checked without building their kubeadm."""
+    root = kubernetes_source(release.newest)
+    assert kubeadm_source.image_tags(root, release.minor) == {
+        "etcd": release.etcd, "pause": release.pause, "coredns": release.coredns}
+    assert kubeadm_source.feature_gates(root) == tuple(sorted(release.kubeadm_feature_gates))
+    assert kubeadm_source.encryption_algorithms(root) == \
+        tuple(sorted(release.encryption_algorithms))
+    assert kubeadm_source.config_apis(root) == \
+        (release.kubeadm_apis, release.kubeadm_experimental_apis)
+    previous = versions.RELEASES.get(release.minor - 1)
+    before = kubeadm_source.feature_gates(kubernetes_source(
+        previous.newest if previous else "1.32.13"))
+    assert set(before) - set(release.kubeadm_feature_gates) == \
+        set(release.kubeadm_feature_gates_removed)
 
 
 def kubelet_flags(version: str) -> set[str]:
@@ -177,12 +201,10 @@ def test_kubelet_api_admin_patch(release):
         versions.kubelet_api_admin_binding(release.newest)
 
 
-def test_etcd_and_coredns_constants(release):
+def test_min_external_etcd(release):
     text = (kubernetes_source(release.newest) / "cmd/kubeadm/app/constants/constants.go"
             ).read_text()
     assert f'MinExternalEtcdVersion = "{release.min_external_etcd}"' in text
-    assert f'CoreDNSVersion = "{release.coredns}"' in text
-    assert f'PauseVersion = "{release.pause}"' in text
 
 
 def test_containerd_versions():

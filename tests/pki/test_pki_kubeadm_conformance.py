@@ -1,5 +1,6 @@
-"""kubeadm conformance: kubeforge's PKI and kubeconfigs equal what each supported version's own
-kubeadm generates from the same config, for every key algorithm that version knows.
+"""kubeadm conformance: kubeforge's PKI and kubeconfigs equal what each built version's own
+kubeadm generates from the same config (every minor upstream supports; every supported minor
+with KUBEFORGE_KUBEADM_ALL=1), for every key algorithm that version knows.
 
 examples/ha-cluster.kf is compiled for the version and algorithm; its init config is handed
 to that version's kubeadm (`init phase certs all`, `init phase kubeconfig all`) once as the
@@ -27,16 +28,17 @@ from kubeforge.compiler.emit.kubeadm import INIT_PATH
 from kubeforge.compiler.lower_version import KUBEADM_ALGORITHMS
 from tests.conftest import EXAMPLES
 from tests.support.example_builds import compile_example
-from tests.support.kubeadm_build import kubeadm
+from tests.support.kubeadm_build import binary_releases, kubeadm
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 EXAMPLE = EXAMPLES / "ha-cluster.kf"
 KUBE = "etc/kubernetes"
-CASES = [(versions.RELEASES[m].newest, algorithm)
-         for m in versions.SUPPORTED_MINORS
+#: Every minor whose kubeadm the tests build (tests/support/kubeadm_build.binary_releases).
+CASES = [(row.newest, algorithm)
+         for row in binary_releases()
          for algorithm, name in KUBEADM_ALGORITHMS.items()
-         if name in versions.RELEASES[m].encryption_algorithms]
+         if name in row.encryption_algorithms]
 
 
 def describe_key(public_key) -> tuple:

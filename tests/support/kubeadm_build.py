@@ -15,6 +15,7 @@ waiting for the lock.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -24,8 +25,19 @@ from kubeforge.bundle.components import build_go, go_binary_key
 from kubeforge.bundle.gomod import parse_gomod
 from kubeforge.bundle.gotool import ModuleInfo, download, go_version
 from kubeforge.bundle.versions import parse_kubernetes
+from kubeforge.compiler import versions
 
 KUBERNETES = "k8s.io/kubernetes"
+
+
+def binary_releases() -> list[versions.Release]:
+    """The rows whose own kubeadm the tests build and run: the minors upstream still supports
+    (a cold build is minutes of CPU each, README "Tests"); with ``KUBEFORGE_KUBEADM_ALL=1``
+    every supported minor. The others are checked from their source
+    (:mod:`tests.support.kubeadm_source`)."""
+    every = os.environ.get("KUBEFORGE_KUBEADM_ALL") == "1"
+    return [row for minor, row in sorted(versions.RELEASES.items())
+            if every or versions.end_of_support(row.newest) is None]
 
 
 def _cache() -> Cache:
