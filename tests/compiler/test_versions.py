@@ -221,3 +221,38 @@ def test_schema_check_reports_removed_and_deprecated_fields():
     gone = {"apiVersion": "extensions/v1beta1", "kind": "Ingress", "metadata": {"name": "x"}}
     assert [p.message for p in check_object(gone, 37)] == [
         "Kubernetes 1.37 does not serve Ingress extensions/v1beta1"]
+
+
+WORKLOAD = '''namespace shop {{
+  deployment web {{
+    image "nginx:1.27"
+    patch """
+      spec:
+        template:
+          spec:
+            {field}: web
+    """
+  }}
+}}
+'''
+
+
+def test_a_field_the_minor_does_not_serve_is_an_error_from_source(tmp_path):
+    """`hostnameOverride` (PodSpec) arrived in 1.34: refused for 1.33 at the patch, accepted
+    for 1.37, and the generated manifest carries it."""
+    text = source("1.33.13") + WORKLOAD.format(field="hostnameOverride")
+    [d] = [d for d in errors(tmp_path, text) if d.code == "E130"]
+    assert "hostnameOverride" in d.message and d.span.line > 5
+    path = tmp_path / "main.kf"
+    path.write_text(source("1.37.2") + WORKLOAD.format(field="hostnameOverride"))
+    result = compile_file(path, tmp_path / "out", state_dir=tmp_path / "state", now=FIXED_NOW)
+    text = "".join(a.content.decode() for a in result.artifacts if a.path.endswith(".yaml")
+                   and b"kind: Deployment" in a.content)
+    assert "hostnameOverride: web" in text
+
+
+def test_a_deprecated_field_warns_from_source(tmp_path):
+    program = load(tmp_path, source("1.37.2") + WORKLOAD.format(field="serviceAccount"))
+    [w] = [w for w in program.warnings if w.code == "W122"]
+    assert "serviceAccount" in w.message and "deprecated in Kubernetes 1.37.2" in w.message
+    assert "serviceAccountName" in w.hint
