@@ -23,7 +23,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from kubeforge.compiler import versions
 from kubeforge.compiler.emit.kubeadm import INIT_PATH
 from kubeforge.compiler.lower_version import KUBEADM_ALGORITHMS
 from tests.conftest import EXAMPLES
