@@ -3,14 +3,17 @@
 Each row holds the facts of one minor as its newest patch (``newest_patch``) has them; every
 field names its source in :data:`SOURCES`. The best source is the version's own kubeadm
 (``kubeadm config images list``, ``kubeadm init --help``, ``kubeadm config validate``):
-``tests/compiler/test_versions_kubeadm.py`` builds that kubeadm for every row and fails when a
-row disagrees with it. The rest was read from the ``k8s.io/kubernetes`` module source of the
-same patch (``https://proxy.golang.org/k8s.io/kubernetes/@v/v1.N.P.zip``), paths below.
+``tests/compiler/test_versions_kubeadm.py`` builds that kubeadm for every row upstream still
+supports (every row with ``KUBEFORGE_KUBEADM_ALL=1``), reads the same facts from every row's
+source, and fails when a row disagrees with either. The rest was read from the
+``k8s.io/kubernetes`` module source of the same patch
+(``https://proxy.golang.org/k8s.io/kubernetes/@v/v1.N.P.zip``), paths below.
 
 Dropped: 1.30, 1.31 and 1.32, all past upstream end of life (1.30 on 2025-07-15 per
 kubernetes.io/releases/1.30; it was also the last minor that needed the kubeadm v1beta3 API).
 Adding a minor: add a row, fill every field from the sources named in SOURCES, and run
-``tests/compiler/test_versions_kubeadm.py`` (it builds that minor's kubeadm).
+``KUBEFORGE_KUBEADM_ALL=1 pytest tests/compiler/test_versions_kubeadm.py`` (it builds that
+minor's kubeadm).
 """
 
 from __future__ import annotations
