@@ -1,9 +1,10 @@
 """Compile an example for another Kubernetes version (and key algorithm), from its source.
 
 The example's text is copied with its `kubernetes "..."` (and `algorithm ...`) replaced, next
-to a copy of the files it reads, and compiled by the real front end into ``out``. A bundle is
-built for one version only, so `install bundle path "..."` becomes `install preinstalled`
-(the kubeadm configs then differ only in imagePullPolicy, Never with a bundle).
+to a copy of the files and imported workloads it reads, and compiled by the real front end
+into ``out``. A bundle is built for one version only, so `install bundle path "..."` becomes
+`install preinstalled` (the kubeadm configs then differ only in imagePullPolicy, Never with a
+bundle).
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ def compile_example(example: Path, out: Path, version: str,
     out.mkdir(parents=True, exist_ok=True)
     source = out / example.name
     source.write_text(example_source(example, version, algorithm))
-    files = example.parent / "files"
-    if files.is_dir() and not (out / "files").exists():
-        shutil.copytree(files, out / "files")
+    # What examples read beside them: files/ (configs, keys) and apps/ (imported workloads,
+    # version-free, so copied as they are).
+    for folder in ("files", "apps"):
+        if (example.parent / folder).is_dir() and not (out / folder).exists():
+            shutil.copytree(example.parent / folder, out / folder)
     return compile_file(source, out / "build", state_dir=out / "state", now=FIXED_NOW)
