@@ -20,7 +20,7 @@ from kubeforge.compiler.lower import load_program
 from kubeforge.dsl.parser import parse
 
 CLUSTER = """cluster bench {
-  kubernetes "1.31.2"
+  kubernetes "1.37.2"
   endpoint "10.77.0.100:8443"
   loadbalancer keepalived-haproxy { vip 10.77.0.100  interface "eth0" }
   node cp1 { address 10.77.0.11  role control-plane }

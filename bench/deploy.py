@@ -41,7 +41,7 @@ def files(box: Sandbox, root: Path) -> tuple[Path, Path]:
     vip = hosts["node1"].rsplit(".", 1)[0] + ".100"
     kf = root / "bench.kf"
     kf.write_text(f"""cluster bench {{
-  kubernetes "1.31.2"
+  kubernetes "1.37.2"
   endpoint "{vip}:8443"
   network {{ pods 10.244.0.0/16  services 10.96.0.0/12  nodes {vip.rsplit('.', 1)[0]}.0/24 }}
   etcd external

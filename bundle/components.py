@@ -99,17 +99,22 @@ def local_source_key(recipe: GoRecipe) -> list:
     return [[name, data.decode()] for name, data in local_sources(recipe)]
 
 
+def go_binary_key(recipe: GoRecipe, name: str, toolchain: dict[str, str]) -> str:
+    """The cache key of binary ``name`` of ``recipe`` ("bin" entries): every input of it."""
+    tools = {"go": toolchain["go"], **({"gcc": toolchain["gcc"]} if recipe.cgo else {})}
+    return input_key("go-binary", recipe.key_data(), local_source_key(recipe), name, tools)
+
+
 def build_go(cache: Cache, recipe: GoRecipe, toolchain: dict[str, str], progress: Progress,
              only: tuple[str, ...] | None = None, source_dir: Path | None = None
              ) -> dict[str, Built]:
     """Every binary of ``recipe`` (or those named in ``only``), from the cache or built now;
     ``source_dir``: the source module's directory, for binaries derived from its files."""
     built = {}
-    tools = {"go": toolchain["go"], **({"gcc": toolchain["gcc"]} if recipe.cgo else {})}
     for name, package in recipe.binaries:
         if only is not None and name not in only:
             continue
-        key = input_key("go-binary", recipe.key_data(), local_source_key(recipe), name, tools)
+        key = go_binary_key(recipe, name, toolchain)
 
         def make(tmp: Path, name=name, package=package) -> dict:
             progress(f"bundle: building {name} ({package} {recipe.source_version}) ...")

@@ -6,11 +6,11 @@ Three sources, in this order of authority:
    (``kubeadm config images list``), so those versions are never written down here;
 2. a component's own pin: runc is the version containerd's CI tests with
    (``script/setup/runc-version`` in the containerd module);
-3. this table, per Kubernetes minor, for what neither names: containerd (the newest 2.x that
+3. the ``bundle`` column of kubeforge's versions table (:mod:`kubeforge.compiler.versions`),
+   per Kubernetes minor, for what neither names: containerd (a release of a line
    containerd's RELEASES.md recommends for the minor), crictl (cri-tools tracks the
-   Kubernetes minor), the CNI plugins and flannel.
-
-Only minors whose bundle has been built and checked end to end are listed.
+   Kubernetes minor), the CNI plugins and flannel. Only minors whose bundle has been built
+   and checked end to end have one.
 """
 
 from __future__ import annotations
@@ -19,32 +19,12 @@ import re
 from dataclasses import dataclass
 
 from kubeforge.bundle.errors import BundleError
+from kubeforge.compiler import versions as compiler_versions
+from kubeforge.compiler.versions import BundlePins
 
-#: The newest Kubernetes release the Go module proxy serves that a bundle was built for.
-DEFAULT_KUBERNETES = "1.37.2"
+#: The newest Kubernetes release the Go module proxy serves (the compiler's versions table).
+DEFAULT_KUBERNETES = compiler_versions.DEFAULT_VERSION
 ARCH = "amd64"
-
-#: The flannel CNI plugin (``plugins/meta/flannel``) left containernetworking/plugins after
-#: v0.9.1 for github.com/flannel-io/cni-plugin, which the module proxy does not serve.
-FLANNEL_CNI_PLUGINS = "v0.9.1"
-
-
-@dataclass(frozen=True)
-class Companions:
-    """Versions of the components a Kubernetes minor is bundled with (module versions)."""
-
-    containerd: str
-    crictl: str
-    cni_plugins: str
-    flannel: str
-    flannel_cni: str = FLANNEL_CNI_PLUGINS
-
-
-COMPANIONS: dict[int, Companions] = {
-    # containerd RELEASES.md: Kubernetes 1.37 -> containerd 2.4.0+ (or 2.3.0+).
-    37: Companions(containerd="v2.4.2", crictl="v1.37.0", cni_plugins="v1.10.0",
-                   flannel="v0.28.10"),
-}
 
 
 @dataclass(frozen=True)
@@ -76,14 +56,16 @@ def parse_kubernetes(text: str) -> KubernetesVersion:
     return KubernetesVersion(*(int(part) for part in match.groups()))
 
 
-def companions(version: KubernetesVersion) -> Companions:
-    try:
-        return COMPANIONS[version.minor]
-    except KeyError:
-        known = ", ".join(f"1.{minor}" for minor in sorted(COMPANIONS))
+def companions(version: KubernetesVersion) -> BundlePins:
+    """The pins of ``version``'s minor (the versions table's ``bundle`` column)."""
+    row = compiler_versions.RELEASES.get(version.minor)
+    if row is None or row.bundle is None:
+        known = ", ".join(f"1.{minor}" for minor, row in sorted(compiler_versions.RELEASES.items())
+                          if row.bundle is not None)
         raise BundleError(f"bundle: no runtime/CNI versions are known for Kubernetes "
                           f"1.{version.minor} (bundles are built for {known}); "
-                          f"try --kubernetes {DEFAULT_KUBERNETES}") from None
+                          f"try --kubernetes {DEFAULT_KUBERNETES}")
+    return row.bundle
 
 
 def etcd_module_version(image_tag: str) -> str:

@@ -88,7 +88,7 @@ class Install:
 @dataclass(frozen=True)
 class Cluster:
     name: str
-    version: str  # "1.31.2"
+    version: str  # "1.37.2"
     span: Span
     endpoint_host: Optional[str]
     endpoint_port: int

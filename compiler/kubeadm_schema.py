@@ -18,8 +18,7 @@ import yaml
 
 #: Which schema file validates which (apiVersion, kind).
 SCHEMA_FILES: dict[tuple[str, str], str] = {
-    **{(f"kubeadm.k8s.io/{v}", kind): f"kubeadm-{v}-{kind}.json"
-       for v in ("v1beta3", "v1beta4")
+    **{("kubeadm.k8s.io/v1beta4", kind): f"kubeadm-v1beta4-{kind}.json"
        for kind in ("InitConfiguration", "ClusterConfiguration", "JoinConfiguration")},
     ("kubelet.config.k8s.io/v1beta1", "KubeletConfiguration"):
         "kubelet-v1beta1-KubeletConfiguration.json",

@@ -27,10 +27,14 @@ def load_program(path: str | Path, *, strict: bool = False) -> tuple[Program, So
     diags = Collector()
     program = ProgramLowerer(diags, Path(path).parent).lower(modules)
     if program is not None:
+        from kubeforge.compiler.api_schema import check_manifests
         from kubeforge.compiler.checks import check_program
         from kubeforge.compiler.patch_check import check_patches
 
         check_program(program, diags)
+        if not diags.errors:
+            # Needs objects the emitters can build, so only a program that checks clean.
+            check_manifests(program, diags)
         _lint_rbac(program, diags)
         if not diags.errors:
             check_patches(program, diags)

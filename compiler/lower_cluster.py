@@ -9,18 +9,16 @@ from kubeforge.compiler import values as V
 from kubeforge.compiler.context import Lowerer
 from kubeforge.compiler.ir import Cluster, ClusterNode, Install, LoadBalancer, PkiSettings
 from kubeforge.compiler.lower_network import NetworkLowerer
+from kubeforge.compiler.lower_version import KUBEADM_ALGORITHMS, check_algorithm, lower_version
 from kubeforge.compiler.lower_nodes import NodesLowerer
 from kubeforge.dsl.ast import Node, is_ip
 from kubeforge.dsl.diagnostics import Span
 
-SUPPORTED_MINORS = range(30, 38)  # Kubernetes 1.30 .. 1.37
 RUNTIMES = ("containerd", "cri-o")
 CNIS = ("calico", "flannel", "cilium", "none")
 ETCD_TOPOLOGIES = ("stacked", "external")
 LB_MODES = ("keepalived-haproxy", "kube-vip", "local-proxy", "external")
-PKI_ALGORITHMS = ("rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384")
-#: kubeadm's encryptionAlgorithm ECDSA-P384 exists from 1.34 on.
-P384_MINOR = 34
+PKI_ALGORITHMS = tuple(KUBEADM_ALGORITHMS)
 INSTALL_METHODS = ("packages", "preinstalled", "bundle")
 OSES = ("debian12", "ubuntu2204", "ubuntu2404")
 LB_DEPLOY = ("services", "static-pods")
@@ -47,7 +45,7 @@ class ClusterLowerer(Lowerer):
         name = self.name(name_v, "cluster")
         by_kind: dict[str, Node] = {s.kind: s for s in body}
 
-        version = self._version(by_kind.get("kubernetes"), stmt.span)
+        version = lower_version(self, by_kind.get("kubernetes"), stmt.span)
         networks = self.net.network(by_kind.get("network"), stmt.span)
         self.families = tuple(n.version for n in networks.services)
         runtime = self._enum(by_kind.get("runtime"), RUNTIMES, "container runtime", "containerd")
@@ -88,11 +86,7 @@ class ClusterLowerer(Lowerer):
         )
         self.net.check(cluster, networks)
         self._check(cluster, by_kind)
-        if version is not None and pki.algorithm == "ecdsa-p384" and cluster.minor < P384_MINOR:
-            self.error("E105", f"ecdsa-p384 needs Kubernetes 1.{P384_MINOR} or later (kubeadm's "
-                       f"encryptionAlgorithm ECDSA-P384); this cluster is {version}",
-                       self.algorithm_span or pki.span,
-                       f"use ecdsa-p256, or kubernetes \"1.{P384_MINOR}\" or later")
+        check_algorithm(self, pki.algorithm, version, self.algorithm_span or pki.span)
         return cluster if version is not None else None
 
     # -- pieces ---------------------------------------------------------------------------
@@ -114,24 +108,6 @@ class ClusterLowerer(Lowerer):
                 self.error("E105", f"feature gate `{V.text(key_v)}` must be true or false, "
                            f"not `{word}`", val_v.span, f"write `{V.text(key_v)} = true`")
         return sorted(gates.items())
-
-    def _version(self, stmt: Node | None, span: Span) -> str | None:
-        if stmt is None:
-            self.error("E115", "the cluster block needs a Kubernetes version", span,
-                       'add e.g. `kubernetes "1.31.2"`')
-            return None
-        value = stmt.value()
-        text = str(value.py).lstrip("v")
-        parts = text.split(".")
-        if len(parts) != 3 or not all(p.isdigit() for p in parts):
-            self.error("E113", f"`{value.py}` is not a Kubernetes version", value.span,
-                       'write major.minor.patch, e.g. "1.31.2"')
-            return None
-        if parts[0] != "1" or int(parts[1]) not in SUPPORTED_MINORS:
-            self.error("E113", f"Kubernetes {text} is not supported", value.span,
-                       "kubeforge supports 1.30 to 1.37")
-            return None
-        return text
 
     def _pki(self, stmt: Node | None) -> PkiSettings:
         if stmt is None:

@@ -19,18 +19,16 @@ patched field.
 from __future__ import annotations
 
 import copy
-import functools
-import re
 from typing import Any, Optional
 
 import yaml
 
+from kubeforge.compiler import api_schema, versions
 from kubeforge.compiler.ir import Patch
 from kubeforge.compiler.yaml_errors import yaml_problem
 from kubeforge.dsl.diagnostics import Diagnostic, Span, did_you_mean
 
 CODE = "E130"
-DEFAULT_VERSION = "1.31.0"
 _IDENTITY = ("apiVersion", "kind")
 
 
@@ -45,7 +43,7 @@ def apply_patches(doc: dict, patches: tuple[Patch, ...], version: Optional[str],
     """``doc`` with every patch applied in order, validated; raises PatchProblem."""
     if not patches:
         return doc
-    version = version or DEFAULT_VERSION
+    version = version or versions.DEFAULT_VERSION
     out = copy.deepcopy(doc)
     for patch in patches:
         tree = _parse(patch, what)
@@ -179,40 +177,10 @@ def _strip(value: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------ schemas
-def _schema_dir(version: str) -> str:
-    from kubernetes_validate import utils
-
-    wanted = utils.major_minor(version)
-    usable = [v for v in utils.all_versions() if _minor_key(utils.major_minor(v)) <= _minor_key(wanted)]
-    chosen = usable[-1] if usable else utils.all_versions()[0]
-    return f"kubernetes-json-schema/v{chosen}-local-strict"
-
-
-def _minor_key(mm: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in mm.split(".") if x.isdigit())
-
-
-@functools.lru_cache(maxsize=None)
-def _definitions(version: str) -> dict:
-    from kubernetes_validate import utils
-
-    return utils.schema_contents(f"{_schema_dir(version)}/_definitions.json", version)["$defs"]
-
-
-@functools.lru_cache(maxsize=None)
-def _kind_schema_file(version: str, kind: str, api_version: str) -> dict | None:
-    from kubernetes_validate import utils
-
-    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
-    try:
-        return utils.schema_contents(f"{_schema_dir(version)}/{kind.lower()}-{api}.json", version)
-    except (FileNotFoundError, OSError):
-        return None
-
-
 def _kind_schema(doc: dict, version: str) -> dict | None:
-    schema = _kind_schema_file(version, doc.get("kind", ""), doc.get("apiVersion", ""))
-    return {"__defs": _definitions(version), **schema} if schema else None
+    minor = versions.parse(version)[0]
+    schema = api_schema.kind_schema(minor, doc.get("apiVersion", ""), doc.get("kind", ""))
+    return {"__defs": api_schema.definitions(minor), **schema} if schema else None
 
 
 def _resolve(schema: dict | None, defs: dict) -> dict | None:

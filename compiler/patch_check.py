@@ -19,7 +19,7 @@ def check_patches(program: Program, diags: Collector) -> None:
     for ns in sorted({n.name for n in program.namespaces}):
         groups += [secret_objects(program, ns, placeholders=True), namespace_objects(program, ns)]
     for group in groups:
-        for what, doc, patches in group:
+        for what, doc, patches, _ in group:
             if not patches:
                 continue
             try:

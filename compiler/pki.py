@@ -30,7 +30,7 @@ BACKDATE = dt.timedelta(minutes=5)
 #: kube-apiserver's secure port on every control plane (``localAPIEndpoint.bindPort``).
 APISERVER_BIND_PORT = 6443
 
-#: ``ecdsa-p384`` is kubeadm 1.34+ only; the language decides which versions may use it.
+#: ``ecdsa-p384`` is kubeadm 1.34+ only (versions table); the language checks the version.
 ALGORITHMS = ("rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384")
 _CURVES = {"ecdsa-p256": ec.SECP256R1, "ecdsa-p384": ec.SECP384R1}
 

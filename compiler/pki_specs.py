@@ -1,11 +1,18 @@
-"""Which leaf certificates kubeadm issues for a cluster: their subjects, SANs and usages
-(reference sections 1.2, 1.3 and 2). :mod:`kubeforge.compiler.pki` makes them and
-:mod:`kubeforge.compiler.pki_store` keeps them."""
+"""Which leaf certificates kubeadm issues for a cluster: subject, SANs and usages of every
+certificate of a node and of every kubeconfig's client certificate (reference sections 1.2,
+1.3 and 2). :mod:`kubeforge.compiler.pki` makes them and :mod:`kubeforge.compiler.pki_store`
+keeps them.
+
+Version-dependent facts come from :mod:`kubeforge.compiler.versions`;
+``tests/pki/test_pki_kubeadm_conformance.py`` compares the result with what each supported
+version's own ``kubeadm init phase certs all`` / ``kubeconfig all`` writes.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 
+from kubeforge.compiler import versions
 from kubeforge.compiler.ir import Cluster, ClusterNode
 from kubeforge.compiler.pki import LeafSpec
 
@@ -58,20 +65,14 @@ def etcd_sans(node: ClusterNode) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(sorted({node.name, "localhost"})), _unique([str(node.address), "127.0.0.1", "::1"])
 
 
-def _org_before_129(cluster: Cluster, org: str) -> tuple[str, ...]:
-    # Up to 1.28 several client certs carried O=system:masters; 1.29 (KEP 4214) dropped it.
-    return (org,) if cluster.minor <= 28 else ()
-
-
-def cluster_admins_org(cluster: Cluster) -> str:
-    return "kubeadm:cluster-admins" if cluster.minor >= 29 else "system:masters"
+#: The group of admin.conf (KEP 4214, kubeadm 1.29+), bound to cluster-admin by kubeadm.
+CLUSTER_ADMINS = "kubeadm:cluster-admins"
 
 
 def apiserver_kubelet_client_orgs(cluster: Cluster) -> tuple[str, ...]:
-    # 1.37 drops O here (kubeadm then binds the user to system:kubelet-api-admin). Backports to
-    # 1.35.5+/1.36.1+ are only *reported*, so every 1.3x keeps O=kubeadm:cluster-admins: it
-    # works whether or not the kubeadm in use creates that new binding.
-    return () if cluster.minor >= 37 else (cluster_admins_org(cluster),)
+    """O of apiserver-kubelet-client: kubeadm patches with the kubelet-api-admin binding
+    (versions table) issue none and bind the user itself; older ones use cluster-admins."""
+    return () if versions.kubelet_api_admin_binding(cluster.version) else (CLUSTER_ADMINS,)
 
 
 def node_leaf_specs(cluster: Cluster, node: ClusterNode) -> tuple[LeafSpec, ...]:
@@ -86,7 +87,7 @@ def node_leaf_specs(cluster: Cluster, node: ClusterNode) -> tuple[LeafSpec, ...]
                      apiserver_kubelet_client_orgs(cluster), client_auth=True),
             LeafSpec("front-proxy-client", "front-proxy", "front-proxy-client", client_auth=True),
             LeafSpec("apiserver-etcd-client", "etcd", "kube-apiserver-etcd-client",
-                     _org_before_129(cluster, "system:masters"), client_auth=True),
+                     client_auth=True),
         ]
     if node in cluster.etcd_nodes:
         dns, ips = etcd_sans(node)
@@ -97,7 +98,7 @@ def node_leaf_specs(cluster: Cluster, node: ClusterNode) -> tuple[LeafSpec, ...]
             LeafSpec("etcd/peer", "etcd", node.name, server_auth=True, client_auth=True,
                      dns_names=dns, ip_addresses=ips),
             LeafSpec("etcd/healthcheck-client", "etcd", "kube-etcd-healthcheck-client",
-                     _org_before_129(cluster, "system:masters"), client_auth=True),
+                     client_auth=True),
         ]
     return tuple(specs)
 
@@ -105,8 +106,7 @@ def node_leaf_specs(cluster: Cluster, node: ClusterNode) -> tuple[LeafSpec, ...]
 def kubeconfig_spec(cluster: Cluster, kind: str, node: ClusterNode | None = None) -> LeafSpec:
     """The client certificate kubeadm embeds in a kubeconfig (section 2)."""
     if kind == "admin":
-        return LeafSpec("admin", "ca", "kubernetes-admin", (cluster_admins_org(cluster),),
-                        client_auth=True)
+        return LeafSpec("admin", "ca", "kubernetes-admin", (CLUSTER_ADMINS,), client_auth=True)
     if kind == "super-admin":
         return LeafSpec("super-admin", "ca", "kubernetes-super-admin", ("system:masters",),
                         client_auth=True)

@@ -104,5 +104,5 @@ def authorizer_for(program: Program, *, defaults: bool = True) -> Authorizer:
         # A file's clusterrole of a built-in name replaces it, as `kubectl apply` would.
         roles += [r for r in (*builtin_cluster_roles(version_of(program)),
                               *system_cluster_roles(version_of(program))) if r.name not in defined]
-        bindings += builtin_bindings()
+        bindings += builtin_bindings(version_of(program))
     return Authorizer.build(roles, bindings)

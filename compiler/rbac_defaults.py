@@ -1,11 +1,12 @@
 """The RBAC objects every cluster has, and the API groups of the well-known resources.
 
 ``data/rbac-bootstrap.yaml`` holds the bootstrap policy's user-facing ClusterRoles and
-ClusterRoleBindings as the API server creates them (``cluster-admin``, the aggregated
-``admin``/``edit``/``view`` and their ``system:aggregate-to-*`` sources, ``system:basic-user``,
-``system:discovery``, ``system:public-info-viewer`` and two rarely noticed extras). Rules marked
-``x-oracle-since`` exist only from that Kubernetes minor on (they sit behind a feature gate
-that is off by default before it).
+ClusterRoleBindings as the API server of each supported minor creates them (``cluster-admin``,
+the aggregated ``admin``/``edit``/``view`` and their ``system:aggregate-to-*`` sources,
+``system:basic-user``, ``system:discovery``, ``system:public-info-viewer`` and a few rarely
+noticed extras), generated from upstream by ``tests/support/upstream_rbac.py``. A rule or
+object marked ``x-oracle-since``/``x-oracle-until`` exists from/up to that minor only. The
+bindings kubeadm adds (``kubeadm:cluster-admins``, ...) come from the versions table.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from typing import Optional
 
 import yaml
 
+from kubeforge.compiler import versions
 from kubeforge.compiler.ir import LabelSelector, PolicyRule, Role
 from kubeforge.compiler.lower_rbac import RESOURCE_GROUPS
 from kubeforge.compiler.rbac import RbacBinding, RoleRef, SubjectRef
 from kubeforge.dsl.diagnostics import NO_SPAN
 
 #: The minor assumed when a file declares no cluster (the oldest kubeforge supports).
-DEFAULT_MINOR = 31
+DEFAULT_MINOR = versions.OLDEST.minor
 
 #: Well-known resources that live outside namespaces; the API groups of the well-known
 #: resources come from the lowering's table, so `allow ... on X` and `can-i ... X` agree.
@@ -69,9 +71,11 @@ def _rule(data: dict) -> PolicyRule:
     )
 
 
-def _since_ok(rule: dict, minor: int) -> bool:
-    since = rule.get("x-oracle-since")
-    return since is None or minor >= _minor(str(since))
+def _exists(item: dict, minor: int) -> bool:
+    """Whether a rule or object marked ``x-oracle-since``/``-until`` exists in ``minor``."""
+    since, until = item.get("x-oracle-since"), item.get("x-oracle-until")
+    return (since is None or minor >= _minor(f"{since}.0")) and \
+        (until is None or minor <= _minor(f"{until}.0"))
 
 
 @functools.lru_cache(maxsize=None)
@@ -81,14 +85,14 @@ def builtin_cluster_roles(version: Optional[str] = None) -> tuple[Role, ...]:
     minor = _minor(version)
     out = []
     for doc in _documents():
-        if doc["kind"] != "ClusterRole":
+        if doc["kind"] != "ClusterRole" or not _exists(doc, minor):
             continue
         rule = doc.get("aggregationRule")
         match = None
         if rule is not None:
             match = tuple(LabelSelector(tuple(sorted((s.get("matchLabels") or {}).items())))
                           for s in rule.get("clusterRoleSelectors") or ())
-        rules = tuple(_rule(r) for r in doc.get("rules") or () if _since_ok(r, minor))
+        rules = tuple(_rule(r) for r in doc.get("rules") or () if _exists(r, minor))
         labels = tuple(sorted((doc["metadata"].get("labels") or {}).items()))
         out.append(Role(doc["metadata"]["name"], None, rules, NO_SPAN, labels,
                         aggregate_from=match))
@@ -121,16 +125,21 @@ def system_role_names(version: Optional[str] = None) -> frozenset[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def builtin_bindings() -> tuple[RbacBinding, ...]:
-    """The default ClusterRoleBindings (system:masters -> cluster-admin, ...)."""
+def builtin_bindings(version: Optional[str] = None) -> tuple[RbacBinding, ...]:
+    """The default ClusterRoleBindings of the API server (system:masters -> cluster-admin,
+    ...) and of kubeadm (kubeadm:cluster-admins -> cluster-admin, ...) as of ``version``."""
+    minor = _minor(version)
     out = []
     for doc in _documents():
-        if doc["kind"] != "ClusterRoleBinding":
+        if doc["kind"] != "ClusterRoleBinding" or not _exists(doc, minor):
             continue
         subjects = tuple(SubjectRef(s["kind"], s["name"], s.get("namespace"))
                          for s in doc.get("subjects") or ())
         ref = doc["roleRef"]
         out.append(RbacBinding(doc["metadata"]["name"], None, RoleRef(ref["kind"], ref["name"]),
                                subjects, builtin=True))
+    for name, role, kind, subject in versions.kubeadm_bindings(version):
+        out.append(RbacBinding(name, None, RoleRef("ClusterRole", role),
+                               (SubjectRef(kind, subject),), builtin=True))
     return tuple(out)
 

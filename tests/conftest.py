@@ -17,10 +17,13 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 FIXED_NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 UPDATE_GOLDENS = os.environ.get("KUBEFORGE_UPDATE_GOLDENS") == "1"
+#: The cgroup version of this machine, which sandbox hosts (containers) share: end-to-end
+#: clusters declare it (`cgroups v1` keeps 1.35+ kubelets and kubeforge's preflight working).
+HOST_CGROUPS = "v2" if Path("/sys/fs/cgroup/cgroup.controllers").exists() else "v1"
 
 CLUSTER = """
 cluster lab {
-  kubernetes "1.31.2"
+  kubernetes "1.37.2"
   node cp1 { address 192.168.56.11  role control-plane worker }
 }
 """

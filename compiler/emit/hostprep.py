@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kubeforge.compiler import versions
 from kubeforge.compiler.artifacts import Artifact, BuildContext, node_file
 from kubeforge.compiler.emit.kubeadm import cri_socket, kubernetes_nodes
 from kubeforge.compiler.emit.render import dump_yaml, render_template
@@ -34,11 +35,6 @@ IPV6_SYSCTLS = (
 def sysctls(cluster: Cluster) -> tuple[tuple[str, str], ...]:
     return SYSCTLS + (IPV6_SYSCTLS if 6 in cluster.ip_families else ())
 
-#: kubeadm's ``constants.PauseVersion`` per minor; the runtime's sandbox image must match it
-#: or kubeadm warns and the kubelet pulls a second pause image.
-PAUSE_VERSIONS = {30: "3.9", 31: "3.10", 32: "3.10", 33: "3.10", 34: "3.10.1", 35: "3.10.1", 36: "3.10.1",
-                  37: "3.10.2"}  # 37: `kubeadm config images list` of v1.37.2
-
 KUBERNETES_PACKAGES = ("kubeadm", "kubelet", "kubectl")
 RUNTIME_PACKAGES = {"containerd": ("containerd",), "cri-o": ("cri-o",)}
 KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
@@ -51,7 +47,7 @@ class InstallPlan:
     """How kubeadm, kubelet and kubectl reach the nodes."""
 
     method: str  # packages | preinstalled | bundle
-    version: str  # "1.31.2": the exact version to install or expect
+    version: str  # "1.37.2": the exact version to install or expect
     packages: tuple[str, ...]  # what `apt-get install` installs (runtime included)
     repository: str | None = None  # packages: the pkgs.k8s.io repository of the minor
     keyring: str | None = None  # packages: where the repository's key goes (dearmored)
@@ -59,7 +55,9 @@ class InstallPlan:
 
 
 def pause_image(cluster: Cluster) -> str:
-    return f"registry.k8s.io/pause:{PAUSE_VERSIONS[cluster.minor]}"
+    """The pause image kubeadm expects (the version table's ``pause``); the runtime's sandbox
+    image must match it or kubeadm warns and the kubelet pulls a second pause image."""
+    return versions.pause_image(cluster.version)
 
 
 def repository_url(cluster: Cluster) -> str:

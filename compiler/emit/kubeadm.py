@@ -5,11 +5,11 @@
 * Every other control plane and every worker: ``/etc/kubernetes/kubeadm/join.yaml`` (only
   ``JoinConfiguration`` is read by ``kubeadm join``; the rest comes from the cluster).
 
-API version: ``kubeadm.k8s.io/v1beta4`` from Kubernetes 1.31, ``v1beta3`` for 1.30 (reference
-3.7: extraArgs become ``{name, value}`` lists, validity periods and ``encryptionAlgorithm``
-appear). Control-plane joins carry no ``certificateKey``: the PKI emitter pre-distributes the
-shared CA and service-account material, so no ``--upload-certs`` secret (and its 2-hour
-window) is involved. The files hold the bootstrap token, so they are secret (0600).
+API version: ``kubeadm.k8s.io/v1beta4`` (:data:`versions.KUBEADM_API`), which every supported
+minor reads (1.37 removed v1beta3; its v1 is a placeholder). Control-plane joins carry no
+``certificateKey``: the PKI emitter pre-distributes the shared CA and service-account
+material, so no ``--upload-certs`` secret (and its 2-hour window) is involved. The files
+hold the bootstrap token, so they are secret (0600).
 
 Labels the kubelet may not set on its own Node (``node-role.kubernetes.io/*`` and the rest of
 the ``kubernetes.io``/``k8s.io`` namespaces outside kubelet's allow-list) would make the
@@ -23,13 +23,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from kubeforge.compiler import hostport
+from kubeforge.compiler import hostport, versions
 from kubeforge.compiler.artifacts import Artifact, BuildContext, node_file
 from kubeforge.compiler.emit.kubeconfig import (first_api_server_url,
                                                joins_through_first_control_plane,
                                                render_token_kubeconfig)
 from kubeforge.compiler.emit.render import dump_yaml_documents, go_duration
 from kubeforge.compiler.ir import Cluster, ClusterNode
+from kubeforge.compiler.lower_version import KUBEADM_ALGORITHMS
 from kubeforge.compiler.state import StateDir
 
 KUBEADM_DIR = "/etc/kubernetes/kubeadm"
@@ -39,20 +40,12 @@ DISCOVERY_PATH = f"{KUBEADM_DIR}/discovery.conf"
 
 PKI_DIR = "/etc/kubernetes/pki"
 API_SERVER_PORT = 6443  # localAPIEndpoint.bindPort on every control plane
-IMAGE_REPOSITORY = "registry.k8s.io"
 CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
 BOOTSTRAP_GROUP = "system:bootstrappers:kubeadm:default-node-token"
 
 CRI_SOCKETS = {
     "containerd": "unix:///run/containerd/containerd.sock",
     "cri-o": "unix:///run/crio/crio.sock",
-}
-
-#: PkiSettings.algorithm -> ClusterConfiguration.encryptionAlgorithm (v1beta4 only;
-#: ECDSA-P384 needs kubeadm 1.34, which the language's checks enforce).
-ENCRYPTION_ALGORITHMS = {
-    "rsa-2048": "RSA-2048", "rsa-3072": "RSA-3072", "rsa-4096": "RSA-4096",
-    "ecdsa-p256": "ECDSA-P256", "ecdsa-p384": "ECDSA-P384",
 }
 
 #: Labels inside kubernetes.io / k8s.io that the kubelet may still set itself
@@ -65,14 +58,6 @@ _KUBELET_LABELS = frozenset({
     "topology.kubernetes.io/region", "node.kubernetes.io/instance-type",
 })
 _KUBELET_LABEL_NAMESPACES = ("kubelet.kubernetes.io", "node.kubernetes.io")
-
-
-def kubeadm_api_version(cluster: Cluster) -> str:
-    return "kubeadm.k8s.io/v1beta4" if cluster.minor >= 31 else "kubeadm.k8s.io/v1beta3"
-
-
-def is_v1beta4(cluster: Cluster) -> bool:
-    return cluster.minor >= 31
 
 
 def cidr_list(cidrs: Iterable[object]) -> str:
@@ -92,12 +77,21 @@ def kubelet_may_set_label(key: str) -> bool:
     return any(namespace == ns or namespace.endswith("." + ns) for ns in _KUBELET_LABEL_NAMESPACES)
 
 
-def extra_args(cluster: Cluster, pairs: Iterable[tuple[str, str]]) -> Any:
-    """Flags in the shape the API version wants: v1beta4 ``[{name, value}]``, v1beta3 a map."""
+def extra_args(pairs: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    """Flags in v1beta4's shape: ``[{name, value}]``."""
+    return [{"name": k, "value": v} for k, v in pairs]
+
+
+def kubelet_args(cluster: Cluster, pairs: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    """``kubeletExtraArgs``; a flag the version's kubelet no longer has is a kubeforge bug
+    (the kubelet would refuse to start)."""
     pairs = list(pairs)
-    if is_v1beta4(cluster):
-        return [{"name": k, "value": v} for k, v in pairs]
-    return dict(pairs)
+    for flag, _ in pairs:
+        removed = versions.kubelet_flag_removed(flag, cluster.version)
+        if removed is not None:
+            raise RuntimeError(f"kubelet 1.{removed} removed --{flag}, which kubeforge "
+                                 f"would pass to Kubernetes {cluster.version}")
+    return extra_args(pairs)
 
 
 def _feature_gate_flag(cluster: Cluster) -> list[tuple[str, str]]:
@@ -133,7 +127,7 @@ def node_registration(cluster: Cluster, node: ClusterNode) -> dict[str, Any]:
         # an offline host it would hang until kubeadm's timeout, so it is refused outright.
         "imagePullPolicy": "Never" if cluster.install.method == "bundle" else "IfNotPresent",
         "taints": node_taints(node),
-        "kubeletExtraArgs": extra_args(cluster, flags),
+        "kubeletExtraArgs": kubelet_args(cluster, flags),
     }
 
 
@@ -143,7 +137,7 @@ def local_api_endpoint(node: ClusterNode) -> dict[str, Any]:
 
 def init_configuration(cluster: Cluster, node: ClusterNode, token: str) -> dict[str, Any]:
     return {
-        "apiVersion": kubeadm_api_version(cluster),
+        "apiVersion": versions.KUBEADM_API,
         "kind": "InitConfiguration",
         "bootstrapTokens": [{
             "token": token,
@@ -171,13 +165,13 @@ def etcd_section(cluster: Cluster) -> dict[str, Any]:
 def cluster_configuration(cluster: Cluster, cert_sans: Iterable[str]) -> dict[str, Any]:
     gates = _feature_gate_flag(cluster)
     doc: dict[str, Any] = {
-        "apiVersion": kubeadm_api_version(cluster),
+        "apiVersion": versions.KUBEADM_API,
         "kind": "ClusterConfiguration",
         "clusterName": cluster.name,
         "kubernetesVersion": f"v{cluster.version}",
         "controlPlaneEndpoint": cluster.endpoint,
         "certificatesDir": PKI_DIR,
-        "imageRepository": IMAGE_REPOSITORY,
+        "imageRepository": versions.IMAGE_REPOSITORY,
         "networking": {
             # kubeadm's dual-stack form: one CIDR per family, comma-separated, primary first.
             "podSubnet": cidr_list(cluster.pod_cidrs),
@@ -189,15 +183,10 @@ def cluster_configuration(cluster: Cluster, cert_sans: Iterable[str]) -> dict[st
     }
     if gates:
         for component in ("apiServer", "controllerManager", "scheduler"):
-            doc.setdefault(component, {})["extraArgs"] = extra_args(cluster, gates)
-    if is_v1beta4(cluster):
-        doc["encryptionAlgorithm"] = ENCRYPTION_ALGORITHMS[cluster.pki.algorithm]
-        doc["certificateValidityPeriod"] = go_duration(cluster.pki.cert_validity_days * 86400)
-        doc["caCertificateValidityPeriod"] = go_duration(cluster.pki.ca_validity_days * 86400)
-    elif cluster.pki.algorithm.startswith("ecdsa"):
-        # v1beta3 has no encryptionAlgorithm; kubeadm 1.30's only switch is this gate, so the
-        # certificates kubeadm itself renews keep the declared key type.
-        doc["featureGates"] = {"PublicKeysECDSA": True}
+            doc.setdefault(component, {})["extraArgs"] = extra_args(gates)
+    doc["encryptionAlgorithm"] = KUBEADM_ALGORITHMS[cluster.pki.algorithm]
+    doc["certificateValidityPeriod"] = go_duration(cluster.pki.cert_validity_days * 86400)
+    doc["caCertificateValidityPeriod"] = go_duration(cluster.pki.ca_validity_days * 86400)
     return doc
 
 
@@ -214,7 +203,9 @@ def kubelet_configuration(cluster: Cluster) -> dict[str, Any]:
         "failSwapOn": True,
     }
     if cluster.cgroups == "v1":
-        doc["failCgroupV1"] = False  # the kubelet refuses cgroup v1 hosts by default from 1.35
+        # The kubelet refuses cgroup v1 hosts by default where the versions table says
+        # fail_cgroup_v1 (1.35+); saying so explicitly is harmless before that.
+        doc["failCgroupV1"] = False
     if cluster.hosts == "containers":
         # Every node's file systems are the one disk all containers share, so its free share
         # says nothing about one node: no disk-based eviction and no image GC, as kind does
@@ -259,7 +250,7 @@ def join_configuration(cluster: Cluster, node: ClusterNode, token: str,
             "caCertHashes": [ca_cert_hash],
         }}
     doc: dict[str, Any] = {
-        "apiVersion": kubeadm_api_version(cluster),
+        "apiVersion": versions.KUBEADM_API,
         "kind": "JoinConfiguration",
         "nodeRegistration": node_registration(cluster, node),
         "discovery": discovery,

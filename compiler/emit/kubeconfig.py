@@ -25,6 +25,7 @@ import yaml
 
 from kubeforge.compiler import pki, pki_specs, pki_store
 from kubeforge.compiler.hostport import https_url
+from kubeforge.compiler.pki_specs import kubeconfig_spec
 from kubeforge.compiler.artifacts import Artifact, BuildContext, node_file
 from kubeforge.compiler.ir import Cluster, ClusterNode
 
@@ -57,12 +58,6 @@ def first_api_server_url(cluster: Cluster) -> str:
     first = cluster.first_control_plane
     assert first is not None
     return local_url(first)
-
-
-def kubelet_local_mode(cluster: Cluster) -> bool:
-    # ControlPlaneKubeletLocalMode: alpha 1.31-1.32 (opt-in), on by default from 1.33.
-    return cluster.minor >= 33 or dict(cluster.feature_gates).get(
-        "ControlPlaneKubeletLocalMode", False)
 
 
 def render_kubeconfig(cluster_name: str, server: str, ca_pem: bytes, user: str,
@@ -116,14 +111,11 @@ def emit(ctx: BuildContext) -> list[Artifact]:
                                  leaf.cert_pem, leaf.key_pem)
 
     endpoint = endpoint_url(cluster)
-    admin = kubeconfig("kubeconfigs/admin", pki_specs.kubeconfig_spec(cluster, "admin"), endpoint)
+    admin = kubeconfig("kubeconfigs/admin", kubeconfig_spec(cluster, "admin"), endpoint)
     artifacts = [Artifact("kubeconfigs/admin.conf", admin, 0o600, secret=True)]
-    super_admin = None
-    if cluster.minor >= 29:  # super-admin.conf exists since kubeadm 1.29
-        super_admin = kubeconfig("kubeconfigs/super-admin",
-                                 pki_specs.kubeconfig_spec(cluster, "super-admin"), endpoint)
-        artifacts.append(Artifact("kubeconfigs/super-admin.conf", super_admin, 0o600,
-                                  secret=True))
+    super_admin = kubeconfig("kubeconfigs/super-admin",
+                             kubeconfig_spec(cluster, "super-admin"), endpoint)
+    artifacts.append(Artifact("kubeconfigs/super-admin.conf", super_admin, 0o600, secret=True))
 
     first = cluster.first_control_plane
     for node in cluster.control_planes:
@@ -131,19 +123,18 @@ def emit(ctx: BuildContext) -> list[Artifact]:
         if joins_through_first_control_plane(cluster, node):
             # The same admin certificate, pointing where this node can reach an API server.
             files["admin.conf"] = kubeconfig("kubeconfigs/admin",
-                                             pki_specs.kubeconfig_spec(cluster, "admin"),
+                                             kubeconfig_spec(cluster, "admin"),
                                              first_api_server_url(cluster))
         for kind in ("controller-manager", "scheduler"):
             files[f"{kind}.conf"] = kubeconfig(f"kubeconfigs/nodes/{node.name}/{kind}",
-                                               pki_specs.kubeconfig_spec(cluster, kind),
-                                               local_url(node))
+                                               kubeconfig_spec(cluster, kind), local_url(node))
         if node == first:
-            if super_admin is not None:
-                files["super-admin.conf"] = super_admin
-            kubelet_server = local_url(node) if kubelet_local_mode(cluster) else endpoint
+            files["super-admin.conf"] = super_admin
+            # ControlPlaneKubeletLocalMode (default on since 1.33, locked on 1.35, gate gone
+            # 1.36): the first control plane's kubelet talks to its own apiserver.
             files["kubelet.conf"] = kubeconfig(f"kubeconfigs/nodes/{node.name}/kubelet",
-                                               pki_specs.kubeconfig_spec(cluster, "kubelet", node),
-                                               kubelet_server)
+                                               kubeconfig_spec(cluster, "kubelet", node),
+                                               local_url(node))
         artifacts += [node_file(node.name, f"{KUBERNETES_DIR}/{name}", content, 0o600, secret=True)
                       for name, content in sorted(files.items())]
     return artifacts

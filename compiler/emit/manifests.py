@@ -21,10 +21,11 @@ from kubeforge.compiler.emit.objects import (configmap, ingress, namespace, netw
 from kubeforge.compiler.emit.pods import hpa, pdb, workload
 from kubeforge.compiler.ir import Patch, Program
 from kubeforge.compiler.patch import PatchProblem, apply_patches
-from kubeforge.dsl.diagnostics import DiagnosticError
+from kubeforge.dsl.diagnostics import DiagnosticError, Span
 
-#: An object before its patches: (what it is, for messages; the document; its patches).
-Unpatched = tuple[str, dict, tuple[Patch, ...]]
+#: An object before its patches: (what it is, for messages; the document; its patches; the
+#: span of the statement it comes from).
+Unpatched = tuple[str, dict, tuple[Patch, ...], Span]
 
 
 class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml when present
@@ -71,7 +72,7 @@ def namespace_docs(p: Program, ns: str) -> list[dict]:
 def _patched(p: Program, objects: Iterator[Unpatched]) -> list[dict]:
     version = p.cluster.version if p.cluster else None
     docs = []
-    for what, doc, patches in objects:
+    for what, doc, patches, _ in objects:
         try:
             docs.append(apply_patches(doc, patches, version, what))
         except PatchProblem as problem:  # check_patches reports these before any emit
@@ -83,49 +84,51 @@ def _patched(p: Program, objects: Iterator[Unpatched]) -> list[dict]:
 def cluster_objects(p: Program) -> Iterator[Unpatched]:
     for ns in p.namespaces:
         if ns.name not in IMPLICIT_NAMESPACES or ns.labels or ns.annotations or ns.patches:
-            yield f"namespace `{ns.name}`", namespace(ns), ns.patches
+            yield f"namespace `{ns.name}`", namespace(ns), ns.patches, ns.span
     for sc in p.storageclasses:
-        yield f"storageclass `{sc.name}`", storageclass(sc), sc.patches
+        yield f"storageclass `{sc.name}`", storageclass(sc), sc.patches, sc.span
 
 
 def secret_objects(p: Program, ns: str, *, placeholders: bool = False) -> Iterator[Unpatched]:
     for s in p.secrets:
         if s.namespace == ns:
-            yield f"secret `{s.name}`", secret(s, placeholders=placeholders), s.patches
+            yield (f"secret `{s.name}`", secret(s, placeholders=placeholders), s.patches,
+                   s.span)
 
 
 def namespace_objects(p: Program, ns: str) -> Iterator[Unpatched]:
     for n in p.namespaces:
         if n.name == ns and n.quota:
-            yield "quota", obj("v1", "ResourceQuota", "quota", ns, spec={"hard": dict(n.quota)}), ()
+            yield ("quota", obj("v1", "ResourceQuota", "quota", ns, spec={"hard": dict(n.quota)}),
+                   (), n.span)
     for c in p.configs:
         if c.namespace == ns:
-            yield f"config `{c.name}`", configmap(c), c.patches
+            yield f"config `{c.name}`", configmap(c), c.patches, c.span
     for c in p.pvcs:
         if c.namespace == ns:
-            yield f"pvc `{c.name}`", pvc(c), c.patches
+            yield f"pvc `{c.name}`", pvc(c), c.patches, c.span
     workloads = {w.name: w for w in p.workloads if w.namespace == ns}
     everywhere = {(w.namespace, w.name): w for w in p.workloads}
     services = [s for s in p.services if s.namespace == ns]
     for s in services:
-        yield f"service `{s.name}`", service(s, workloads.get(s.target)), s.patches
+        yield f"service `{s.name}`", service(s, workloads.get(s.target)), s.patches, s.span
 
     def selectors(name: str):
         w = workloads.get(name)
         return w.label_selector if w else None
 
     for w in workloads.values():
-        yield f"{w.kind.lower()} `{w.name}`", workload(w, services, selectors), w.patches
+        yield f"{w.kind.lower()} `{w.name}`", workload(w, services, selectors), w.patches, w.span
     for w in workloads.values():
         if w.autoscale:
-            yield f"autoscaler of `{w.name}`", hpa(w), w.autoscale.meta.patches
+            yield f"autoscaler of `{w.name}`", hpa(w), w.autoscale.meta.patches, w.span
     for w in workloads.values():
         if w.disruption:
-            yield f"disruption budget of `{w.name}`", pdb(w), w.disruption.meta.patches
+            yield f"disruption budget of `{w.name}`", pdb(w), w.disruption.meta.patches, w.span
     svc_by_name = {s.name: s for s in services}
     for i in p.ingresses:
         if i.namespace == ns:
-            yield f"ingress `{i.name}`", ingress(i, svc_by_name), i.patches
+            yield f"ingress `{i.name}`", ingress(i, svc_by_name), i.patches, i.span
     for n in p.networkpolicies:
         if n.namespace == ns:
-            yield f"networkpolicy `{n.name}`", networkpolicy(n, everywhere), n.patches
+            yield f"networkpolicy `{n.name}`", networkpolicy(n, everywhere), n.patches, n.span

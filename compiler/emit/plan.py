@@ -34,6 +34,7 @@ from pathlib import PurePosixPath
 from types import SimpleNamespace
 from typing import Any, Iterable
 
+from kubeforge.compiler import versions
 from kubeforge.compiler.artifacts import Artifact, BuildContext, content_digest
 from kubeforge.compiler import hostport
 from kubeforge.compiler.emit import plan_bundle
@@ -621,14 +622,15 @@ class _PlanMaker:
     def cgroup_check(self, node: ClusterNode) -> None:
         """The host's cgroup version against the cluster's `cgroups` statement: from 1.35 the
         kubelet refuses cgroup v1 unless told otherwise, so this fails before any change."""
-        if self.c.cgroups == "v1" or self.c.minor < 35:
+        if self.c.cgroups == "v1" or not versions.release(self.c.version).fail_cgroup_v1:
             return
         self.add(node, "preflight", "cgroup-v2", Command(
             shell='[ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] || { echo "this host uses '
                   f'cgroup v1, which the kubelet of Kubernetes 1.{self.c.minor} refuses; move '
                   'it to cgroup v2, or declare `cgroups v1` in the cluster (deprecated '
                   'upstream)"; exit 1; }', timeout=10),
-            why="the kubelet refuses cgroup v1 hosts from 1.35 (failCgroupV1 defaults to true)")
+            why="the kubelet refuses cgroup v1 hosts where failCgroupV1 defaults to true "
+                "(versions table: 1.35 on)")
 
     def preflight_ignores(self, node: ClusterNode) -> tuple[PreflightIgnore, ...]:
         ignores = []

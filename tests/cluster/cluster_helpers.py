@@ -52,7 +52,7 @@ ETCD_NODES = tuple(node(f"etcd{i}", f"10.0.0.3{i}", "etcd") for i in (1, 2, 3))
 LB_NODES = tuple(node(f"lb{i}", f"10.0.0.4{i}", "loadbalancer") for i in (1, 2))
 
 
-def make_cluster(version: str = "1.31.2", *, etcd: str = "stacked",
+def make_cluster(version: str = "1.37.2", *, etcd: str = "stacked",
                  lb_mode: str = "keepalived-haproxy", deploy_as: str = "services",
                  lb_port: int | None = None, nodes=None, **changes) -> Cluster:
     """3 control planes + 2 workers (+ 3 etcd nodes for external etcd) behind a VIP."""

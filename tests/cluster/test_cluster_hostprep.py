@@ -46,8 +46,8 @@ def test_modules_and_sysctls(tmp_path):
         "net.bridge.bridge-nf-call-ip6tables": "1"}
 
 
-@pytest.mark.parametrize("version, pause", [("1.30.14", "3.9"), ("1.31.2", "3.10"),
-                                            ("1.33.5", "3.10"), ("1.35.0", "3.10.1")])
+@pytest.mark.parametrize("version, pause", [("1.33.5", "3.10"), ("1.34.4", "3.10.1"),
+                                            ("1.35.0", "3.10.1"), ("1.37.2", "3.10.2")])
 def test_containerd_config(tmp_path, version, pause):
     built = compile_cluster(make_cluster(version), tmp_path)
     config = tomllib.loads(built.text("cp2", CONTAINERD))
@@ -66,13 +66,13 @@ def test_cri_o_gets_a_drop_in(tmp_path):
     built = compile_cluster(make_cluster(runtime="cri-o"), tmp_path)
     drop_in = tomllib.loads(built.text("w1", "/etc/crio/crio.conf.d/10-kubeforge.conf"))
     assert drop_in["crio"]["runtime"]["cgroup_manager"] == "systemd"
-    assert drop_in["crio"]["image"]["pause_image"] == "registry.k8s.io/pause:3.10"
+    assert drop_in["crio"]["image"]["pause_image"] == "registry.k8s.io/pause:3.10.2"
     assert CONTAINERD not in built.node_paths("w1")
     crictl = yaml.safe_load(built.text("w1", "/etc/crictl.yaml"))
     assert crictl["runtime-endpoint"] == "unix:///run/crio/crio.sock"
 
 
-@pytest.mark.parametrize("version, minor", [("1.30.14", "1.30"), ("1.34.1", "1.34")])
+@pytest.mark.parametrize("version, minor", [("1.33.13", "1.33"), ("1.37.2", "1.37")])
 def test_package_repository_of_the_declared_minor(tmp_path, version, minor):
     built = compile_cluster(make_cluster(version), tmp_path)
     source = [line for line in built.text("w2", APT_SOURCE).splitlines()

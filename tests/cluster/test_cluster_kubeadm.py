@@ -31,7 +31,7 @@ from kubeforge.compiler.emit.render import dump_yaml_documents, go_duration
 from kubeforge.compiler.ir import NodeTaint
 from kubeforge.compiler.kubeadm_schema import validate_document, validate_documents
 
-VERSIONS = ["1.30.14", "1.31.2", "1.32.9", "1.33.5", "1.34.1", "1.35.0"]
+VERSIONS = ["1.33.5", "1.34.1", "1.35.0", "1.36.3", "1.37.2"]
 LB_MODES = ["keepalived-haproxy", "kube-vip", "local-proxy", "external"]
 
 
@@ -41,7 +41,7 @@ def docs(text: str) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def ha(tmp_path_factory):
-    """3 control planes + 2 workers, stacked etcd, Kubernetes 1.31, fixed state."""
+    """3 control planes + 2 workers, stacked etcd, Kubernetes 1.37, fixed state."""
     base = tmp_path_factory.mktemp("ha")
     return compile_cluster(make_cluster(), base, fixed_state(base))
 
@@ -52,7 +52,7 @@ def test_every_document_validates_strictly(tmp_path, version, etcd):
     built = compile_cluster(make_cluster(version, etcd=etcd), tmp_path)
     files = [a for a in built.ctx.artifacts if a.host_path in (INIT_PATH, JOIN_PATH)]
     assert len(files) == 5  # one per control plane and worker, none on etcd nodes
-    api = "kubeadm.k8s.io/v1beta4" if version != "1.30.14" else "kubeadm.k8s.io/v1beta3"
+    api = "kubeadm.k8s.io/v1beta4"
     for art in files:
         text = art.content.decode()
         assert validate_documents(text) == [], art.path
@@ -88,15 +88,12 @@ def test_misspelt_fields_are_caught(ha):
                for p in validate_documents(broken))
 
 
-def test_v1beta3_rejects_v1beta4_shapes(tmp_path):
-    init = list(yaml.safe_load_all(
-        compile_cluster(make_cluster("1.30.14"), tmp_path).text("cp1", INIT_PATH)))
-    assert init[0]["nodeRegistration"]["kubeletExtraArgs"] == {"node-ip": "10.0.0.11"}
-    assert "encryptionAlgorithm" not in init[1]
-    as_list = copy.deepcopy(init[0])
-    as_list["nodeRegistration"]["kubeletExtraArgs"] = [{"name": "node-ip", "value": "10.0.0.11"}]
-    assert validate_document(as_list)
-    assert validate_document(dict(init[1], encryptionAlgorithm="RSA-2048"))
+def test_kubeadm_schema_rejects_old_shapes(ha):
+    init = list(yaml.safe_load_all(ha.text("cp1", INIT_PATH)))
+    as_map = copy.deepcopy(init[0])
+    as_map["nodeRegistration"]["kubeletExtraArgs"] = {"node-ip": "10.0.0.11"}  # v1beta3 shape
+    assert validate_document(as_map)
+    assert validate_document(dict(init[1], apiVersion="kubeadm.k8s.io/v1beta3"))
     assert validate_documents("") == ["no document"]
 
 
@@ -116,7 +113,7 @@ def test_init_configuration(ha):
                               "effect": "NoSchedule"}]
     assert "certificateKey" not in init
     assert cc["clusterName"] == "lab"
-    assert cc["kubernetesVersion"] == "v1.31.2"
+    assert cc["kubernetesVersion"] == "v1.37.2"
     assert cc["controlPlaneEndpoint"] == f"{VIP}:8443"
     assert cc["networking"] == {"podSubnet": "10.244.0.0/16", "serviceSubnet": "10.96.0.0/12",
                                 "dnsDomain": "cluster.local"}
@@ -205,12 +202,6 @@ def test_encryption_algorithm(algorithm, expected):
     assert validate_document(cc) == []
 
 
-def test_v1beta3_ecdsa_uses_the_feature_gate(tmp_path):
-    old = docs(compile_cluster(make_cluster("1.30.14"), tmp_path).text("cp1", INIT_PATH))
-    assert old["ClusterConfiguration"]["featureGates"] == {"PublicKeysECDSA": True}
-    assert "certificateValidityPeriod" not in old["ClusterConfiguration"]
-
-
 def test_taints_labels_and_feature_gates(tmp_path):
     nodes = (
         node("cp1", "10.0.0.11", "control-plane", "worker"),
@@ -261,7 +252,7 @@ def test_deterministic_output(tmp_path):
         assert first.artifact(path).content == second.artifact(path).content
 
 
-@pytest.mark.parametrize("version", ["1.31.2", "1.30.14"])
+@pytest.mark.parametrize("version", ["1.33.13", "1.37.2"])
 def test_golden_kubeadm_configs(tmp_path, version):
     built = compile_cluster(make_cluster(version), tmp_path, fixed_state(tmp_path))
     for n in CONTROL_PLANES + WORKERS:

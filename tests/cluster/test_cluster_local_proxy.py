@@ -31,7 +31,7 @@ from tests.conftest import FIXED_NOW
 KUBEADM = "etc/kubernetes/kubeadm"
 
 SOURCE = """cluster lp {
-  kubernetes "1.31.2"
+  kubernetes "1.37.2"
   loadbalancer local-proxy%(lb)s
   pki { algorithm ecdsa-p256 }
   node cp1 { address %(net)s.11  role control-plane }
@@ -123,7 +123,7 @@ def test_on_another_port_the_first_control_plane_gets_the_proxy_before_init_and_
 def test_an_ipv6_loopback_endpoint(tmp_path):
     path = tmp_path / "lp6.kf"
     path.write_text("""cluster lp6 {
-  kubernetes "1.31.2"
+  kubernetes "1.37.2"
   endpoint "[::1]:6443"
   network { pods fd00:10:244::/56  services fd00:10:96::/112 }
   loadbalancer local-proxy

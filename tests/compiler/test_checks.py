@@ -17,7 +17,7 @@ def web(body: str = "", kind: str = "deployment", name: str = "web") -> str:
 
 
 HA = """cluster lab {
-  kubernetes "1.31.2"
+  kubernetes "1.37.2"
   endpoint "192.168.56.100:8443"
   loadbalancer keepalived-haproxy { vip 192.168.56.100  interface "eth0" }
   node cp1 { address 192.168.56.11  role control-plane }
@@ -73,14 +73,14 @@ CASES = [
     ("probe-path", ns(web('  probe http "healthz" port 80')), "E108", "must start with /", None),
     ("hpa-range", ns(web("  autoscale 10..3")), "E109", "minimum 10 is above its maximum 3", None),
     ("hpa-zero", ns(web("  autoscale 0..3")), "E109", "at least 1", None),
-    ("cidr-host-bits", 'cluster c { kubernetes "1.31.2" network { pods 10.244.0.1/16 }'
+    ("cidr-host-bits", 'cluster c { kubernetes "1.37.2" network { pods 10.244.0.1/16 }'
      ' node a { address 192.168.1.1 role control-plane } }', "E110", "host bits", None),
-    ("cidr-overlap", 'cluster c { kubernetes "1.31.2" network { pods 10.0.0.0/8 services 10.96.0.0/12 }'
+    ("cidr-overlap", 'cluster c { kubernetes "1.37.2" network { pods 10.0.0.0/8 services 10.96.0.0/12 }'
      ' node a { address 192.168.1.1 role control-plane } }', "E110", "overlaps", None),
-    ("needs-endpoint", 'cluster c { kubernetes "1.31.2" node a { address 10.1.0.1 role control-plane }'
+    ("needs-endpoint", 'cluster c { kubernetes "1.37.2" node a { address 10.1.0.1 role control-plane }'
      ' node b { address 10.1.0.2 role control-plane } node d { address 10.1.0.3 role control-plane } }',
      "E111", "needs an endpoint", None),
-    ("etcd-even", 'cluster c { kubernetes "1.31.2" endpoint "api.c:6443" node a { address 10.1.0.1 '
+    ("etcd-even", 'cluster c { kubernetes "1.37.2" endpoint "api.c:6443" node a { address 10.1.0.1 '
      'role control-plane } node b { address 10.1.0.2 role control-plane } }', "E112", "odd number", None),
     ("version", 'cluster c { kubernetes "1.27.3" node a { address 10.1.0.1 role control-plane } }',
      "E113", "not supported", None),
@@ -107,7 +107,7 @@ CASES = [
      "is not the load balancer port", None),
 ]
 
-SINGLE = 'cluster lab {\n  kubernetes "1.31.2"\n  node cp1 { address 192.168.56.11  role control-plane }\n}\n'
+SINGLE = 'cluster lab {\n  kubernetes "1.37.2"\n  node cp1 { address 192.168.56.11  role control-plane }\n}\n'
 
 
 @pytest.mark.parametrize("case,source,code,fragment,line", CASES, ids=[c[0] for c in CASES])
@@ -165,7 +165,7 @@ def test_inventory_unknown_key(tmp_path):
     inv.write_text("all:\n  children:\n    control_plane:\n      hosts:\n        cp1:\n"
                    "          ansible_host: 10.0.0.1\n          ansible_usr: root\n")
     path = tmp_path / "main.kf"
-    path.write_text('cluster c {\n  kubernetes "1.31.2"\n  nodes from "inv.yaml"\n}\n')
+    path.write_text('cluster c {\n  kubernetes "1.37.2"\n  nodes from "inv.yaml"\n}\n')
     with pytest.raises(DiagnosticError) as info:
         load_program(path)
     d = info.value.diagnostics[0]
@@ -179,7 +179,7 @@ def test_inventory_nodes(tmp_path):
                    "          ansible_host: 10.0.0.1\n    workers:\n      hosts:\n"
                    "        w1: {ansible_host: 10.0.0.21, ansible_user: debian}\n")
     path = tmp_path / "main.kf"
-    path.write_text('cluster c {\n  kubernetes "1.31.2"\n  nodes from "inv.yaml"\n}\n')
+    path.write_text('cluster c {\n  kubernetes "1.37.2"\n  nodes from "inv.yaml"\n}\n')
     program, _ = load_program(path)
     nodes = {n.name: (str(n.address), n.roles, n.ssh_user) for n in program.cluster.nodes}
     assert nodes == {"cp1": ("10.0.0.1", ("control-plane",), None),

@@ -55,7 +55,7 @@ def test_kubeforge_reads_what_ansible_inventory_lists(source):
 
 
 CLUSTER = """cluster lab {
-  kubernetes "1.31.2"
+  kubernetes "1.37.2"
   endpoint "%(net)s.100:8443"
   loadbalancer keepalived-haproxy { vip %(net)s.100  interface "eth0"  port 8443 }
   pki { algorithm ecdsa-p256 }
@@ -199,7 +199,7 @@ def test_dual_stack_nodes_from_an_inventory(tmp_path):
                    "        cp1: {ansible_host: 10.78.0.11, "
                    "kubeforge_addresses: [10.78.0.11, 'fd00:78::11']}\n")
     source = tmp_path / "ds.kf"
-    source.write_text('cluster ds {\n  kubernetes "1.31.2"\n'
+    source.write_text('cluster ds {\n  kubernetes "1.37.2"\n'
                       "  network { pods 10.244.0.0/16 fd00:10:244::/56  "
                       "services 10.96.0.0/12 fd00:10:96::/112 }\n"
                       "  pki { algorithm ecdsa-p256 }\n"

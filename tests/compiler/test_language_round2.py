@@ -10,7 +10,7 @@ from kubeforge.compiler.emit.manifests import manifest_artifacts
 from kubeforge.compiler.emit.rbac import manifests as rbac_manifests
 
 CLUSTER = """cluster lab {
-  kubernetes "1.31.2"
+  kubernetes "1.37.2"
   node cp1 { address 192.168.56.11  role control-plane worker }
 }
 """
@@ -24,7 +24,7 @@ def compile_objects(load):
         docs = [d for a in manifest_artifacts(program) for d in yaml.safe_load_all(a.content)]
         docs += rbac_manifests(program)
         for doc in docs:
-            kubernetes_validate.validate(doc, "1.31.2", strict=True)
+            kubernetes_validate.validate(doc, "1.37.2", strict=True)
         return {(d["kind"], d["metadata"]["name"]): d for d in docs}
     return run
 
@@ -53,7 +53,7 @@ def test_booleans_and_numbers_in_string_positions_come_out_as_written(compile_ob
 
 
 def test_feature_gates_true_reaches_the_cluster_as_true(load):
-    program = load('cluster lab {\n kubernetes "1.31.2"\n feature_gates { A = true  B = false }\n'
+    program = load('cluster lab {\n kubernetes "1.37.2"\n feature_gates { A = true  B = false }\n'
                    ' node cp1 { address 10.0.0.1  role control-plane }\n}\n')
     assert program.cluster.feature_gates == (("A", True), ("B", False))
 

@@ -12,7 +12,8 @@ import yaml
 from kubeforge.compiler.emit.manifests import manifest_artifacts
 from kubeforge.compiler.emit.rbac import manifests as rbac_manifests
 from kubeforge.compiler.lower import load_program
-from kubeforge.compiler.lower_cluster import SUPPORTED_MINORS
+from kubeforge.compiler.api_schema import check_object
+from kubeforge.compiler.versions import SUPPORTED_MINORS
 from tests.conftest import EXAMPLES, assert_golden
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -39,13 +40,15 @@ def test_every_object_is_schema_valid(path, version):
     assert objects
     for obj in objects:
         kubernetes_validate.validate(obj, version, strict=True)
+        assert check_object(obj, int(version.split(".")[1])) == [], obj["metadata"]["name"]
 
 
 def test_validation_would_catch_a_bad_field():
     obj = objects_of(EXAMPLES / "guestbook.kf")[0]
     obj["spec"]["portz"] = obj["spec"].pop("ports")
     with pytest.raises(kubernetes_validate.ValidationError):
-        kubernetes_validate.validate(obj, "1.31.0", strict=True)
+        kubernetes_validate.validate(obj, "1.37.0", strict=True)
+    assert [p.severity for p in check_object(obj, 37)] == ["error"]
 
 
 @pytest.mark.parametrize("name", ["guestbook.kf", "ha-cluster.kf"])
@@ -86,7 +89,7 @@ def test_every_kind_is_covered_by_ha_cluster():
 def test_secret_from_env(write_kf, monkeypatch):
     from kubeforge.dsl.diagnostics import DiagnosticError
 
-    path = write_kf('cluster c {\n kubernetes "1.31.2"\n node a { address 10.0.0.1 role control-plane }\n}\n'
+    path = write_kf('cluster c {\n kubernetes "1.37.2"\n node a { address 10.0.0.1 role control-plane }\n}\n'
                     'namespace a {\n  secret db from env "KF_TEST_PW"\n}\n')
     program, _ = load_program(path)
     monkeypatch.delenv("KF_TEST_PW", raising=False)
@@ -114,7 +117,7 @@ def test_template_inheritance(load):
 def test_imports(tmp_path):
     (tmp_path / "apps.kf").write_text('namespace n { deployment d { image "x" } }\n')
     (tmp_path / "main.kf").write_text(
-        'import "apps.kf"\ncluster c {\n kubernetes "1.31.2"\n node a { address 10.0.0.1 role control-plane }\n}\n'
+        'import "apps.kf"\ncluster c {\n kubernetes "1.37.2"\n node a { address 10.0.0.1 role control-plane }\n}\n'
         'namespace n { service d -> d port 80 }\n')
     program, _ = load_program(tmp_path / "main.kf")
     assert [w.name for w in program.workloads] == ["d"]

@@ -37,7 +37,7 @@ def env_lines(values: dict) -> str:
 
 SOURCE = f"""
 cluster lab {{
-  kubernetes "1.31.2"
+  kubernetes "1.37.2"
   pki {{ algorithm ecdsa-p256 }}
   feature_gates {{ On = true  Off = false  Quoted = "true"  QuotedOff = "False"  One = 1 }}
   node cp1 {{ address 192.168.56.11  role control-plane worker  labels {body(LABEL_SAFE)} }}

@@ -20,6 +20,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from tests.conftest import HOST_CGROUPS
 from tests.deploy.host_shell import HostShell
 
 pytestmark = pytest.mark.e2e
@@ -31,7 +32,8 @@ PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 def _kf(hosts, vip: str) -> str:
     net = ".".join(hosts[0].address.split(".")[:3]) + ".0/24"
     return f"""cluster sbx {{
-  kubernetes "1.31.2"
+  kubernetes "1.37.2"
+  cgroups {HOST_CGROUPS}
   endpoint "{vip}:8443"
   network {{ pods 10.244.0.0/16  services 10.96.0.0/12  nodes {net} }}
   etcd external

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import HOST_CGROUPS
 from tests.deploy.host_shell import HostShell
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +29,8 @@ class Stacked:
         self.kf = root / "stacked.kf"
         self.inv = root / "inventory.yaml"
         self.kf.write_text(f"""cluster stacked {{
-  kubernetes "1.31.2"
+  kubernetes "1.37.2"
+  cgroups {HOST_CGROUPS}
   endpoint "{self.vip}:8443"
   network {{ nodes {prefix}.0/24 }}
   etcd stacked

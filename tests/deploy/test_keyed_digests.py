@@ -18,7 +18,7 @@ from kubeforge.targets.deploy import apply, prepare
 from tests.deploy.fakes import FakeHost, FakeTarget
 
 SOURCE = """cluster lab {
-  kubernetes "1.31.2"
+  kubernetes "1.37.2"
   pki { algorithm ecdsa-p256 }
   node cp1 { address 192.168.56.11  role control-plane worker }
 }

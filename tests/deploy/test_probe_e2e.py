@@ -14,6 +14,8 @@ import sys
 
 import pytest
 
+from tests.conftest import HOST_CGROUPS
+
 pytestmark = pytest.mark.e2e
 
 
@@ -23,7 +25,8 @@ def lab(sandbox, tmp_path_factory):
     node = next(h for h in sandbox.hosts() if h.name == "node1")
     net = ".".join(node.address.split(".")[:3]) + ".0/24"
     (root / "probe.kf").write_text(f"""cluster probe {{
-  kubernetes "1.31.2"
+  kubernetes "1.37.2"
+  cgroups {HOST_CGROUPS}
   endpoint "{node.address}:6443"
   network {{ pods 10.244.0.0/16  services 10.96.0.0/12  nodes {net} }}
   node node1 {{ address {node.address}  role control-plane }}

@@ -57,7 +57,7 @@ def test_canonical_layout():
 
 def test_comments_survive():
     text = ("# header\n\ncluster lab { # trailing brace\n"
-            '  kubernetes "1.31.2" # version\n'
+            '  kubernetes "1.37.2" # version\n'
             "  # before node\n"
             "  node cp1 { address 10.0.0.1 }\n"
             "  # dangling at end of block\n"
@@ -66,7 +66,7 @@ def test_comments_survive():
     for comment in ("# header", "# trailing brace", "# version", "# before node",
                     "# dangling at end of block", "# footer"):
         assert comment in out
-    assert '  kubernetes "1.31.2"  # version\n' in out
+    assert '  kubernetes "1.37.2"  # version\n' in out
     assert format_source(out) == out
 
 

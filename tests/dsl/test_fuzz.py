@@ -18,7 +18,7 @@ SEEDS = [p.read_text() for p in sorted(EXAMPLES.glob("*.kf"))] + list(CASES.valu
 WORDS = ["cluster", "namespace", "deployment", "statefulset", "service", "->", "{", "}", "=",
          "image", "replicas", "port", "env", "from", "config", "secret", "probe", "http",
          "autoscale", "volume", "at", "role", "allow", "on", "user", "bind", "in", "template",
-         "extends", "kubernetes", '"1.31.2"', "node", "address", "10.0.0.1", "10.0.0.0/8",
+         "extends", "kubernetes", '"1.37.2"', "node", "address", "10.0.0.1", "10.0.0.0/8",
          "100m", "64Mi", "3..5", "80%", "true", "web", "db", '"x"', "#c\n", "\n", "pods/log",
          "*", "1", "0", "99999", "networkpolicy", "pods", "ingress", "route", '"/"', "labels"]
 

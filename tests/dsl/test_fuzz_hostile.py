@@ -27,7 +27,7 @@ from kubeforge.dsl.formatter import format_source
 from kubeforge.errors import KubeforgeError
 
 CLUSTER = """cluster lab {
-  kubernetes "1.31.2"
+  kubernetes "1.37.2"
   pki { algorithm ecdsa-p256 }
   node cp1 { address 192.168.56.11  role control-plane worker }
 }
@@ -179,7 +179,7 @@ PATH_SLOTS = [
     CLUSTER.replace("  pki", '  install bundle path "{}"\n  pki'),
     CLUSTER + WORKLOAD.format('patch from file "{}"'),
     CLUSTER + WORKLOAD.format('command "sh" from file "{}"'),
-    'cluster lab {{\n  kubernetes "1.31.2"\n  nodes from "{}"\n}}\n',
+    'cluster lab {{\n  kubernetes "1.37.2"\n  nodes from "{}"\n}}\n',
 ]
 
 
@@ -243,7 +243,7 @@ _YAML = st.recursive(_SCALARS, lambda inner: st.one_of(
 def test_inventories_of_any_shape(inventory):
     where = _fresh_dir()
     (where / "inv.yaml").write_bytes(inventory)
-    _check('cluster lab {\n  kubernetes "1.31.2"\n  nodes from "inv.yaml"\n}\n', where)
+    _check('cluster lab {\n  kubernetes "1.37.2"\n  nodes from "inv.yaml"\n}\n', where)
 
 
 # ------------------------------------------------------------------------------ characters

@@ -22,7 +22,7 @@ def wl(body: str, kind: str = "deployment") -> str:
 CASES: dict[str, str] = {
     "import_stmt": 'import "other.kf"',
     "cluster": "cluster lab { }",
-    "kubernetes": 'cluster lab { kubernetes "1.31.2" }',
+    "kubernetes": 'cluster lab { kubernetes "1.37.2" }',
     "endpoint": 'cluster lab { endpoint "api.lab:6443" }',
     "network": "cluster lab { network { } }",
     "pods_cidr": "cluster lab { network { pods 10.244.0.0/16 } }",
@@ -286,7 +286,7 @@ def test_cases_cover_every_rule():
 
 
 def test_spans_point_at_the_statement():
-    module = parse('cluster lab {\n  kubernetes "1.31.2"\n}\n', "x.kf")
+    module = parse('cluster lab {\n  kubernetes "1.37.2"\n}\n', "x.kf")
     stmt = module.items[0].body[0]
     assert (stmt.span.file, stmt.span.line, stmt.span.col) == ("x.kf", 2, 3)
     assert stmt.value().span.col == 14
@@ -317,7 +317,7 @@ def test_string_escapes():
 
 
 def test_comments_are_ignored():
-    module = parse("# top\ncluster a { # here\n kubernetes \"1.31.2\" # there\n}\n", "x.kf")
+    module = parse("# top\ncluster a { # here\n kubernetes \"1.37.2\" # there\n}\n", "x.kf")
     assert [s.kind for s in module.items[0].body] == ["kubernetes"]
 
 

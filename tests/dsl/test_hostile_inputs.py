@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from kubeforge.cli import main
 
 CLUSTER = """cluster lab {
-  kubernetes "1.31.2"
+  kubernetes "1.37.2"
   pki { algorithm ecdsa-p256 }
   node cp1 { address 192.168.56.11  role control-plane worker }
 }

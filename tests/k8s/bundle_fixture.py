@@ -15,7 +15,10 @@ from pathlib import Path
 
 import pytest
 
-KUBERNETES = "1.37.2"
+from kubeforge.compiler.versions import DEFAULT_VERSION
+
+#: The newest supported release: what a user starting a cluster today installs.
+KUBERNETES = DEFAULT_VERSION
 
 
 def bundle_dir(version: str = KUBERNETES) -> Path:

@@ -203,6 +203,40 @@ def test_kubeadm_certs_check_expiration_reads_kubeforges_pki(node):
     assert code == 0 and "kubernetes" in issuer.lower(), issuer
 
 
+def test_default_rbac_is_the_real_api_servers(node):
+    """kubeforge's default RBAC for this release (compiler/data, generated from the release's
+    bootstrap-policy source) against the roles and bindings the running API server and
+    `kubeadm init` created: every role kubeforge models exists with exactly its rules
+    (aggregated roles: the aggregation selectors, their rules are the controller's), every
+    default binding binds the same subjects to the same role."""
+    from kubeforge.compiler.rbac_defaults import (_rule, builtin_bindings,
+                                                  builtin_cluster_roles, system_cluster_roles)
+
+    code, out = node.kubectl("get clusterroles -o json")
+    assert code == 0, out
+    live = {r["metadata"]["name"]: r for r in json.loads(out)["items"]}
+    roles = [*builtin_cluster_roles(KUBERNETES), *system_cluster_roles(KUBERNETES)]
+    for role in roles:
+        assert role.name in live, role.name
+        selectors = (live[role.name].get("aggregationRule") or {}).get("clusterRoleSelectors")
+        assert bool(role.aggregate_from) == bool(selectors), role.name
+        if not role.aggregate_from:
+            have = tuple(_rule(r) for r in live[role.name].get("rules") or ())
+            assert role.rules == have, role.name
+    code, out = node.kubectl("get clusterrolebindings -o json")
+    assert code == 0, out
+    bound = {b["metadata"]["name"]: b for b in json.loads(out)["items"]}
+    bindings = builtin_bindings(KUBERNETES)
+    assert {"kubeadm:cluster-admins", "kubeadm:apiserver-kubelet-client"} <= \
+        {b.name for b in bindings}
+    for binding in bindings:
+        assert binding.name in bound, binding.name
+        ref = bound[binding.name]["roleRef"]
+        assert (binding.role_ref.kind, binding.role_ref.name) == (ref["kind"], ref["name"])
+        assert [(s.kind, s.name) for s in binding.subjects] == \
+            [(s["kind"], s["name"]) for s in bound[binding.name]["subjects"]], binding.name
+
+
 def test_every_example_is_accepted_by_the_real_api_server(node):
     """`kubectl apply --dry-run=server` of every example's manifests (workloads and RBAC):
     the API server's own validation and admission, not a schema copy. Namespaces are created

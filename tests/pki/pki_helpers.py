@@ -39,7 +39,7 @@ EXTERNAL_NODES = STACKED_NODES + (
 )
 
 
-def make_cluster(version: str = "1.31.2", *, etcd: str = "stacked",
+def make_cluster(version: str = "1.37.2", *, etcd: str = "stacked",
                  algorithm: str = "ecdsa-p256", nodes=None, **changes) -> Cluster:
     cluster = Cluster(
         name="lab", version=version, span=NO_SPAN,

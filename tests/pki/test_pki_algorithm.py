@@ -41,7 +41,7 @@ def test_ecdsa_p384_compiles_for_kubernetes_1_34(tmp_path):
         assert isinstance(cert.public_key().curve, ec.SECP384R1), name
 
 
-@pytest.mark.parametrize("version", ["1.31.2", "1.33.4"])
+@pytest.mark.parametrize("version", ["1.33.4", "1.33.13"])
 def test_ecdsa_p384_before_1_34_is_a_version_error(tmp_path, version):
     with pytest.raises(DiagnosticError) as info:
         compile_source(tmp_path, version, "ecdsa-p384")
@@ -52,10 +52,10 @@ def test_ecdsa_p384_before_1_34_is_a_version_error(tmp_path, version):
 
 
 def test_changing_the_algorithm_keeps_the_cas_and_warns(tmp_path):
-    first = compile_source(tmp_path, "1.31.2", "ecdsa-p256")
+    first = compile_source(tmp_path, "1.37.2", "ecdsa-p256")
     assert first.warnings == ()
     ca_before = (tmp_path / "state/pki/ca.crt").read_bytes()
-    second = compile_source(tmp_path, "1.31.2", "rsa-2048")
+    second = compile_source(tmp_path, "1.37.2", "rsa-2048")
     assert (tmp_path / "state/pki/ca.crt").read_bytes() == ca_before
     [warning] = second.warnings
     assert warning.code == "W108" and warning.severity == "warning"
@@ -68,8 +68,8 @@ def test_changing_the_algorithm_keeps_the_cas_and_warns(tmp_path):
 
 
 def test_the_algorithm_warning_on_the_command_line_and_under_strict(tmp_path):
-    compile_source(tmp_path, "1.31.2", "ecdsa-p256")
-    (tmp_path / "lab.kf").write_text(SOURCE % ("1.31.2", "rsa-2048"))
+    compile_source(tmp_path, "1.37.2", "ecdsa-p256")
+    (tmp_path / "lab.kf").write_text(SOURCE % ("1.37.2", "rsa-2048"))
     args = ["compile", str(tmp_path / "lab.kf"), "-o", str(tmp_path / "build"),
             "--state-dir", str(tmp_path / "state")]
     result = CliRunner().invoke(main, args)

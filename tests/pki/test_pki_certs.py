@@ -27,15 +27,14 @@ CA_FILES = {"kubernetes": "ca.crt", "front-proxy-ca": "front-proxy-ca.crt",
             "etcd-ca": "etcd/ca.crt"}
 CA_PEM_FILES = {"ca.crt", "front-proxy-ca.crt", "etcd/ca.crt"}
 
-# Version-dependent organisations (reference section 8): admin.conf, super-admin.conf,
-# apiserver-kubelet-client, and the two etcd client certs.
+# Version-dependent organisations (versions table): apiserver-kubelet-client keeps
+# O=kubeadm:cluster-admins until the patch whose kubeadm binds it to system:kubelet-api-admin.
 MASTERS, CLUSTER_ADMINS = ("system:masters",), ("kubeadm:cluster-admins",)
-ORGS_129_PLUS = {"admin": CLUSTER_ADMINS, "super-admin": MASTERS,
-                 "apiserver-kubelet-client": CLUSTER_ADMINS, "etcd-client": ()}
-ORGS = {"1.28.9": {"admin": MASTERS, "super-admin": None,
-                   "apiserver-kubelet-client": MASTERS, "etcd-client": MASTERS},
-        **{v: ORGS_129_PLUS for v in
-           ("1.30.4", "1.31.2", "1.32.0", "1.33.1", "1.34.0", "1.35.0")}}
+ORGS = {v: {"admin": CLUSTER_ADMINS, "super-admin": MASTERS,
+            "apiserver-kubelet-client": CLUSTER_ADMINS if old else (), "etcd-client": ()}
+        for v, old in (("1.33.11", True), ("1.33.12", False), ("1.34.4", True),
+                       ("1.35.4", True), ("1.35.5", False), ("1.36.0", True),
+                       ("1.36.3", False), ("1.37.2", False))}
 
 ADDRESSES = {"cp1": "10.0.0.11", "cp2": "10.0.0.12", "cp3": "10.0.0.13",
              "etcd1": "10.0.0.31", "etcd2": "10.0.0.32", "etcd3": "10.0.0.33"}
@@ -154,7 +153,7 @@ def version_build(request, tmp_path_factory):
     return version, build(make_cluster(version), tmp_path_factory.mktemp(version))
 
 
-@pytest.fixture(scope="module", params=["1.30.4", "1.35.0"])
+@pytest.fixture(scope="module", params=["1.34.4", "1.37.2"])
 def external_build(request, tmp_path_factory):
     version = request.param
     return version, build(make_cluster(version, etcd="external"),
@@ -302,7 +301,7 @@ def test_other_algorithms(tmp_path, algorithm, size, header):
 def test_p384_ca_signs_with_sha384(tmp_path):
     from cryptography.hazmat.primitives import hashes
     from kubeforge.compiler.ir import PkiSettings
-    built = build(make_cluster("1.34.0", pki=PkiSettings(algorithm="ecdsa-p384")), tmp_path)
+    built = build(make_cluster("1.34.4", pki=PkiSettings(algorithm="ecdsa-p384")), tmp_path)
     files = node_pki(built.root, "cp1")
     for rel in ("ca.crt", "apiserver.crt", "etcd/peer.crt"):
         cert = x509.load_pem_x509_certificate(files[rel])

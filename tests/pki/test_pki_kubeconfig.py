@@ -68,7 +68,7 @@ def test_modes_are_private(built):
      "https://10.0.0.12:6443"),
     (f"nodes/cp3/{KUBE}/scheduler.conf", "system:kube-scheduler", (), "https://10.0.0.13:6443"),
     (f"nodes/cp1/{KUBE}/kubelet.conf", "system:node:cp1", ("system:nodes",),
-     "https://api.lab.internal:6443"),  # 1.31 without ControlPlaneKubeletLocalMode
+     "https://10.0.0.11:6443"),  # ControlPlaneKubeletLocalMode: its own apiserver
 ])
 def test_identity_and_server(built, rel, cn, orgs, url):
     doc = load(built, rel)
@@ -92,23 +92,11 @@ def test_user_and_node_admin_conf_are_identical(built):
         built.read(f"nodes/cp1/{KUBE}/super-admin.conf")
 
 
-@pytest.mark.parametrize("version,gates,local", [
-    ("1.31.2", (), False),
-    ("1.32.0", (("ControlPlaneKubeletLocalMode", True),), True),
-    ("1.33.1", (), True),
-    ("1.35.0", (), True),
-])
-def test_kubelet_conf_server_follows_local_mode(tmp_path, version, gates, local):
-    built = build(make_cluster(version, feature_gates=gates), tmp_path)
-    want = "https://10.0.0.11:6443" if local else "https://api.lab.internal:6443"
-    assert server(load(built, f"nodes/cp1/{KUBE}/kubelet.conf")) == want
-
-
-def test_before_129_admin_is_system_masters_and_no_super_admin(tmp_path):
-    built = build(make_cluster("1.28.9"), tmp_path)
-    assert identity(load(built, "kubeconfigs/admin.conf")) == \
-        ("kubernetes-admin", ("system:masters",))
-    assert not any(p.endswith("super-admin.conf") for p in built.files())
+@pytest.mark.parametrize("version", ["1.33.1", "1.35.0", "1.37.2"])
+def test_kubelet_conf_of_the_first_control_plane_uses_its_own_apiserver(tmp_path, version):
+    # ControlPlaneKubeletLocalMode: on by default in every supported minor (gate gone in 1.36).
+    built = build(make_cluster(version), tmp_path)
+    assert server(load(built, f"nodes/cp1/{KUBE}/kubelet.conf")) == "https://10.0.0.11:6443"
 
 
 def test_ipv6_and_missing_endpoint_urls(tmp_path):

@@ -75,20 +75,16 @@ def test_changing_extra_sans_reissues_only_apiserver_certs(tmp_path):
         for ext in ("crt", "key")}
 
 
-def test_version_upgrade_across_129_reissues_the_certs_whose_subject_changed(tmp_path):
-    first = build(make_cluster("1.28.9"), tmp_path)
+def test_patch_upgrade_to_the_kubelet_api_admin_binding_reissues_only_that_cert(tmp_path):
+    # kubeadm 1.35.5 drops O=kubeadm:cluster-admins from apiserver-kubelet-client.
+    first = build(make_cluster("1.35.4"), tmp_path)
     state_before = state_files(first.state)
-    second = build(make_cluster("1.30.4"), tmp_path)
+    second = build(make_cluster("1.35.5"), tmp_path)
     reissued = {p for p in changed(state_before, state_files(second.state)) if p.endswith(".crt")}
-    assert reissued == {
-        "kubeconfigs/admin.crt",  # O system:masters -> kubeadm:cluster-admins
-        *(f"pki/nodes/{cp}/{leaf}.crt" for cp in ("cp1", "cp2", "cp3")
-          for leaf in ("apiserver-kubelet-client", "apiserver-etcd-client",
-                       "etcd/healthcheck-client")),
-    }
+    assert reissued == {f"pki/nodes/{cp}/apiserver-kubelet-client.crt"
+                        for cp in ("cp1", "cp2", "cp3")}
     assert all(reason == "subject changed" for _, reason in second.bundle.reissued)
-    assert set(state_files(second.state)) - set(state_before) == {
-        "kubeconfigs/super-admin.crt", "kubeconfigs/super-admin.key"}  # new in 1.29
+    assert set(state_files(second.state)) == set(state_before)
 
 
 def test_ca_is_never_remade(tmp_path):

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from kubeforge.cli import main
 
 SOURCE = """cluster lab {
-  kubernetes "1.31.2"
+  kubernetes "1.37.2"
   pki { algorithm ALGO }
   node cp1 { address 192.168.56.11  role control-plane worker }
   node w1 { address 192.168.56.21  role worker }

@@ -45,7 +45,7 @@ def make_cluster(*, etcd: str = "stacked", deploy_as: str = "services", nodes=No
     if nodes is None:
         nodes = CONTROL_PLANES + WORKERS + (ETCD_NODES if etcd == "external" else ())
     cluster = Cluster(
-        name="lab", version="1.31.2", span=NO_SPAN, endpoint_host=VIP, endpoint_port=8443,
+        name="lab", version="1.37.2", span=NO_SPAN, endpoint_host=VIP, endpoint_port=8443,
         pod_cidr=ipaddress.ip_network("10.244.0.0/16"),
         service_cidr=ipaddress.ip_network("10.96.0.0/12"), node_cidr=None,
         domain="cluster.local", runtime="containerd", cni="calico", cni_version=None,

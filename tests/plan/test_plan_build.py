@@ -314,7 +314,7 @@ def test_preflight_ports_and_binaries_follow_the_roles():
     # Kubernetes programs are checked in the phase that runs them, so `--until` can stop
     # before it on hosts that lack them.
     check = plan.step("cp1/control-plane-init/kubernetes-binaries")
-    assert "kubeadm version -o short | grep -qx v1.31.2" in check.action.shell
+    assert "kubeadm version -o short | grep -qx v1.37.2" in check.action.shell
     init = plan.step("cp1/control-plane-init/kubeadm-init")
     assert check.id in init.needs and init.requires == ("kubeadm", "kubelet")
     assert plan.step("w1/workers-join/kubernetes-binaries").id in \

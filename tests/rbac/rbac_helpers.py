@@ -59,7 +59,7 @@ def service_account(namespace: str, name: str, *bindings: Binding, automount=Non
                    automount_token=automount)
 
 
-def make_cluster(version: str = "1.31.2", algorithm: str = "ecdsa-p256") -> Cluster:
+def make_cluster(version: str = "1.37.2", algorithm: str = "ecdsa-p256") -> Cluster:
     return Cluster(
         name="lab", version=version, span=span(), endpoint_host="api.lab.internal",
         endpoint_port=6443, pod_cidr=ipaddress.ip_network("10.244.0.0/16"),
@@ -74,7 +74,7 @@ def make_cluster(version: str = "1.31.2", algorithm: str = "ecdsa-p256") -> Clus
     )
 
 
-def fixture_program(version: str = "1.31.2") -> Program:
+def fixture_program(version: str = "1.37.2") -> Program:
     """A policy exercising every matching rule of the RBAC authorizer."""
     roles = (
         role("pod-reader", "alpha", rule("get list watch", "pods")),

@@ -42,7 +42,7 @@ CASES = [
     ("alice", "", "get", "leases.coordination.k8s.io", "beta", "", True),
     ("alice", "", "create", "rolebindings", "beta", "", False),  # edit has no RBAC objects
     ("alice", "", "get", "roles", "beta", "", False),
-    ("alice", "", "get", "resourceclaims.resource.k8s.io", "beta", "", False),  # 1.34+ only
+    ("alice", "", "get", "resourceclaims.resource.k8s.io", "beta", "", True),  # 1.34+ only
     ("alice", "", "delete", "pods", "gamma", "", False),
     # --- bootstrap bindings of system:authenticated
     ("alice", "", "get", "/healthz", "", "", True),  # system:discovery
@@ -153,6 +153,31 @@ def test_gated_rules_follow_the_cluster_version():
     alice = Identity.user("alice", ["dev"])
     assert not authorizer_for(fixture_program("1.33.1")).can_i(alice, request).allowed
     assert authorizer_for(fixture_program("1.34.0")).can_i(alice, request).allowed
+
+
+def test_default_roles_follow_the_cluster_version():
+    """1.35 gives edit/view events.k8s.io events; 1.37 lets every service account read
+    ClusterTrustBundles (upstream bootstrap policy of each release)."""
+    alice = Identity.user("alice", ["dev"])
+    events = parse("events.events.k8s.io", "beta", "", "create")
+    assert not authorizer_for(fixture_program("1.34.4")).can_i(alice, events).allowed
+    assert authorizer_for(fixture_program("1.35.0")).can_i(alice, events).allowed
+    bot = Identity.service_account("beta", "nobody")
+    bundles = parse("clustertrustbundles.certificates.k8s.io", "", "", "list")
+    assert not authorizer_for(fixture_program("1.36.3")).can_i(bot, bundles).allowed
+    assert authorizer_for(fixture_program("1.37.2")).can_i(bot, bundles).allowed
+
+
+@pytest.mark.parametrize("version, allowed", [("1.35.4", False), ("1.35.5", True),
+                                              ("1.37.0", True)])
+def test_kubeadm_bindings_follow_the_cluster_version(version, allowed):
+    """admin.conf's group is cluster-admin everywhere; the API server's kubelet client is
+    bound to system:kubelet-api-admin from the kubeadm patch that dropped its O."""
+    authz = authorizer_for(fixture_program(version))
+    admin = Identity.user("kubernetes-admin", ["kubeadm:cluster-admins"])
+    assert authz.can_i(admin, parse("namespaces", "", "", "delete")).allowed
+    kubelet_client = Identity.user("kube-apiserver-kubelet-client")
+    assert authz.can_i(kubelet_client, parse("nodes/proxy", "", "", "get")).allowed is allowed
 
 
 def test_reason_names_binding_role_and_rule(authz):

@@ -162,8 +162,8 @@ def test_who_can_command():
     result = cli("rbac", "who-can", EXAMPLE, "patch", "deployments", "-n", "team-a", "--json")
     assert result.exit_code == 0
     subjects = {row["subject"] for row in json.loads(result.output)}
-    assert subjects == {"Group system:masters", "Group team-a-devs",
-                        "ServiceAccount team-a/ci"}
+    assert subjects == {"Group system:masters", "Group kubeadm:cluster-admins",
+                        "Group team-a-devs", "ServiceAccount team-a/ci"}
     table = cli("rbac", "who-can", EXAMPLE, "get", "secrets", "-n", "team-b")
     assert "team-b-devs" in table.output and "auditors" not in table.output
 

@@ -17,6 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kubeforge.compiler.artifacts import BuildContext
 from kubeforge.compiler.emit import rbac as rbac_emitter
+from kubeforge.compiler.versions import SUPPORTED_MINORS
 
 from rbac_helpers import NOW, fixture_program
 
@@ -44,11 +45,12 @@ def kubeconfig_cert(content: bytes) -> tuple[dict, x509.Certificate, bytes]:
     return conf, x509.load_pem_x509_certificate(pem), pem
 
 
-def test_every_manifest_passes_kubernetes_validate(emitted):
+@pytest.mark.parametrize("minor", SUPPORTED_MINORS)
+def test_every_manifest_passes_kubernetes_validate(emitted, minor):
     objects = manifest_objects(emitted)
     assert objects
     for obj in objects:
-        kubernetes_validate.validate(obj, "1.31", strict=True)
+        kubernetes_validate.validate(obj, f"1.{minor}", strict=True)
 
 
 def test_object_kinds_and_order(emitted):

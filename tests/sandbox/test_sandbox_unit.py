@@ -129,7 +129,7 @@ def test_an_address_the_sandbox_cannot_give_a_container_is_refused(write_kf, net
     from kubeforge.compiler.lower import load_program
 
     ok = str(ipaddress.ip_network(subnet).network_address + 11)
-    path = write_kf(f'cluster c {{\n  kubernetes "1.31.2"\n  network {{ {network} }}\n'
+    path = write_kf(f'cluster c {{\n  kubernetes "1.37.2"\n  network {{ {network} }}\n'
                     f'  node a {{ address {ok}  role control-plane worker }}\n'
                     f'  node b {{ address {address}  role worker }}\n}}\n')
     cluster = load_program(path)[0].cluster

@@ -14,7 +14,7 @@ from kubeforge.targets.vagrant import VagrantError, require_running, status, vag
 
 LAB = """
 cluster lab {
-  kubernetes "1.31.2"
+  kubernetes "1.37.2"
   node cp1 { address 10.61.0.11  role control-plane }
   node w1 { address 10.61.0.21  role worker }
 }

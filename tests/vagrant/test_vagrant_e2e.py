@@ -19,6 +19,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from tests.conftest import HOST_CGROUPS
 from tests.host_keys import tampered
 from tests.vagrant.vagrant_helpers import needs_vagrant
 
@@ -52,7 +53,8 @@ def _free_subnet() -> ipaddress.IPv4Network:
 def _source(net: ipaddress.IPv4Network) -> str:
     at = lambda host: net.network_address + host  # noqa: E731
     return f"""cluster {CLUSTER} {{
-  kubernetes "1.31.2"
+  kubernetes "1.37.2"
+  cgroups {HOST_CGROUPS}
   endpoint "{at(100)}:8443"
   network {{ pods 10.244.0.0/16  services 10.96.0.0/12  nodes {net} }}
   etcd external

@@ -15,7 +15,7 @@ from kubeforge.targets.vagrant_inventory import (Endpoint, endpoints_for, host_k
 
 SOURCE = """
 cluster lab {
-  kubernetes "1.31.2"
+  kubernetes "1.37.2"
   endpoint "10.60.0.100:8443"
   etcd external
   loadbalancer keepalived-haproxy { vip 10.60.0.100  interface "eth1"  port 8443 }

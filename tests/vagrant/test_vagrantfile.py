@@ -16,7 +16,7 @@ GOLDENS = Path(__file__).parent / "goldens"
 
 SIZED = """
 cluster sized {
-  kubernetes "1.31.2"
+  kubernetes "1.37.2"
   %s
   node big { address 10.50.0.11  role control-plane  cpus 4  memory 8Gi }
   node w1 { address 10.50.0.21  role worker }
