@@ -9,6 +9,7 @@ with the sandbox's known_hosts.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,9 @@ from tests.conftest import EXAMPLES
 from tests.deploy.host_shell import HostShell
 
 EXAMPLE_SUBNET = "10.77.0."
+#: kubectl errors of a request the API server never answered.
+TRANSIENT = re.compile(r"Unable to connect to the server|TLS handshake timeout|"
+                       r"http2: client connection lost|connection reset by peer|unexpected EOF")
 BUNDLE_PATH = 'path "bundles/k8s-1.37.2"'
 
 
@@ -87,10 +91,17 @@ class HaCluster:
 
     def kubectl(self, *args: str, timeout: float = 60, kubeconfig: Path | None = None,
                 check: bool = True) -> subprocess.CompletedProcess:
-        """The bundle's kubectl on this machine, through the endpoint (the VIP)."""
-        proc = subprocess.run([str(self.kubectl_bin), "--kubeconfig",
-                               str(kubeconfig or self.admin_conf), *args],
-                              capture_output=True, text=True, timeout=timeout)
+        """The bundle's kubectl on this machine, through the endpoint (the VIP). With
+        ``check``, a request the API never answered (a connection cut, a TLS handshake that
+        timed out on a loaded machine) is sent again, twice at most: the tests that are about
+        the API answering (failover) use ``check=False`` and their own deadlines."""
+        for attempt in range(3):
+            proc = subprocess.run([str(self.kubectl_bin), "--kubeconfig",
+                                   str(kubeconfig or self.admin_conf), *args],
+                                  capture_output=True, text=True, timeout=timeout)
+            if not (check and proc.returncode and TRANSIENT.search(proc.stderr)):
+                break
+            time.sleep(2 * (attempt + 1))
         if check:
             assert proc.returncode == 0, f"kubectl {' '.join(args)}:\n{proc.stderr[-3000:]}"
         return proc

@@ -169,16 +169,21 @@ def test_the_vip_holder_fails_and_rejoins(ha, how):
             "-n", "default", "create", "configmap", name, f"--from-literal=lost={holder}",
             check=False, timeout=20).returncode == 0 or ha.kubectl(
             "-n", "default", "get", "configmap", name, check=False).returncode == 0, 120, 1)
-        assert ha.json("-n", "default", "get", "configmap", name)["data"] == {"lost": holder}
+        # Read back (a 2-member etcd on a loaded machine may drop one request: retried).
+        data = ha.wait("the ConfigMap read back", lambda: ha.json(
+            "-n", "default", "get", "configmap", name, timeout=20)["data"], 60, 1)
+        assert data == {"lost": holder}
     finally:
-        # The host comes back: its API server, kubelet and etcd member rejoin on their own.
+        # The host comes back: its API server, kubelet and etcd member rejoin on their own
+        # (waited for even when a check above failed, so the next test starts whole).
         since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())  # hosts share this clock
         restarted = time.monotonic()
         subprocess.run(["docker", "start", ha.container(holder)], check=True,
                        capture_output=True, timeout=120)
-    ha.wait(f"{holder} rejoined", lambda: _rejoined(ha, holder, since), timeout=420, every=3)
+        ha.wait(f"{holder} rejoined", lambda: _rejoined(ha, holder, since), timeout=420,
+                every=3)
     REPORT[f"rejoin_after_{how}_s"] = round(time.monotonic() - restarted, 1)
-    assert all(ha.nodes_ready().values())
+    assert ha.wait("every node Ready", lambda: all(ha.nodes_ready().values()), 120)
 
 
 def test_a_deleted_frontend_pod_is_replaced(ha):
@@ -213,32 +218,46 @@ def test_scale_from_the_file_runs_only_the_workload_steps(ha):
 
 
 def _watch(ha: HaCluster, events: list, stop: threading.Event) -> subprocess.Popen:
-    """Every change of the frontend Deployment, as kubectl's watch streams it."""
+    """Every change of the frontend's ReplicaSets, as kubectl's watch streams them."""
     proc = subprocess.Popen([str(ha.kubectl_bin), "--kubeconfig", str(ha.admin_conf), "-n",
-                             "default", "get", "deployment", "frontend", "-w", "-o", "json"],
-                            stdout=subprocess.PIPE, text=True)
+                             "default", "get", "replicasets", "-l", "app=guestbook,tier=frontend",
+                             "-w", "-o", "json"], stdout=subprocess.PIPE, text=True)
 
-    def read():
+    def stream():
         decoder, buffer = json.JSONDecoder(), ""
-        try:
-            _stream(proc, decoder, buffer)
-        except (ValueError, OSError):  # the pipe closed under us when the watch was stopped
-            pass
-
-    def _stream(proc, decoder, buffer):
         for line in proc.stdout:
             buffer += line
             try:
                 obj, end = decoder.raw_decode(buffer.strip())
             except ValueError:
                 continue
-            events.append((time.monotonic(), obj))
+            for item in obj.get("items", [obj]) if obj.get("kind") == "List" else [obj]:
+                events.append((time.monotonic(), item))
             buffer = buffer.strip()[end:]
             if stop.is_set():
                 break
 
+    def read():
+        try:
+            stream()
+        except (ValueError, OSError):  # the pipe closed under us when the watch was stopped
+            pass
+
     threading.Thread(target=read, daemon=True).start()
     return proc
+
+
+def _moments(events: list) -> list[tuple[int, int]]:
+    """(pods the ReplicaSets are told to run, pods ready) after each watched change: the
+    controller's own accounting, which is what max_surge and max_unavailable bound
+    (terminating pods count for neither, as upstream defines them)."""
+    latest: dict[str, dict] = {}
+    moments = []
+    for _, rs in events:
+        latest[rs["metadata"]["name"]] = rs
+        moments.append((sum(r["spec"]["replicas"] for r in latest.values()),
+                        sum(r["status"].get("readyReplicas", 0) for r in latest.values())))
+    return moments
 
 
 def _sample_http(ha: HaCluster, samples: list, stop: threading.Event) -> threading.Thread:
@@ -300,15 +319,15 @@ def test_rolling_update_keeps_the_declared_limits(ha):
         sampler.join(timeout=10)
     # Every sampled moment: never fewer ready than replicas - max_unavailable (0), never more
     # pods than replicas + max_surge (1).
-    statuses = [obj["status"] for _, obj in events if obj["metadata"]["generation"] > 1]
-    assert len(statuses) >= 5, statuses
-    low = min(s.get("readyReplicas", 0) for s in statuses)
-    high = max(s.get("replicas", 0) for s in statuses)
+    moments = _moments(events)
+    assert len(moments) >= 5, moments
+    low = min(ready for _, ready in moments)
+    high = max(pods for pods, _ in moments)
     failed = [s for s in samples if s[2] != 200]
     REPORT["rolling_update_http"] = {"requests": len(samples), "failed": len(failed),
                                      "failures": sorted({str(s[2]) for s in failed})[:5],
                                      "min_ready": low, "max_pods": high,
-                                     "watch_events": len(statuses)}
+                                     "watch_events": len(moments)}
     assert low >= 5 and high <= 6, (low, high)
     for host in WORKERS:  # each NodePort served v4, then v5
         seen = [release for _, h, status, release in samples if h == host and status == 200]
