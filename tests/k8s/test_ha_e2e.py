@@ -105,8 +105,11 @@ def test_guestbook_served_over_its_nodeport_and_across_pods(ha):
                    timeout=630)
     # From outside the cluster (this machine): written through one node, read through others
     # (the replicas replicate from the master, so the read may lag a moment).
-    status, _, body = http_get(guestbook_url(ha, "worker1", "?cmd=set&key=messages&value=hello-ha"))
-    assert (status, json.loads(body)) == (200, {"message": "Updated"}), body
+    # The first answer may take a moment after the rollout: kube-proxy programs the NodePort
+    # and the frontend resolves redis-master on its own schedule.
+    body = ha.wait("the entry written through worker1", lambda: (a := http_get(guestbook_url(
+        ha, "worker1", "?cmd=set&key=messages&value=hello-ha")))[0] == 200 and a[2], 120, 1)
+    assert json.loads(body) == {"message": "Updated"}, body
     for host in ("worker2", "cp1"):
         ha.wait(f"the entry read back through {host}", lambda h=host: http_get(
             guestbook_url(ha, h, "?cmd=get&key=messages"))[2] == '{"data": "hello-ha"}', 60, 1)

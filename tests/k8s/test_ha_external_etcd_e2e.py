@@ -78,8 +78,10 @@ def test_nodes_ready_and_the_guestbook_served(ext):
         ext.kubectl("-n", "default", "rollout", "status", f"deployment/{name}",
                     "--timeout=600s", timeout=630)
     base = f"http://{ext.address('worker1')}:30080/guestbook.php"
-    status, _, body = http_get(f"{base}?cmd=set&key=messages&value=external")
-    assert status == 200, body
+    # The first answer may take a moment after the rollout: kube-proxy programs the NodePort
+    # and the frontend resolves redis-master on its own schedule.
+    ext.wait("the entry written", lambda: http_get(
+        f"{base}?cmd=set&key=messages&value=external")[0] == 200, 120, 1)
     ext.wait("the entry read back", lambda: http_get(
         f"http://{ext.address('cp2')}:30080/guestbook.php?cmd=get&key=messages")[2]
         == '{"data": "external"}', 60, 1)
