@@ -41,10 +41,8 @@ def _served(cluster: HaCluster, host: str) -> bool:
 
 
 def _failover(cluster: HaCluster, how: str) -> float:
-    holders = [cp for cp in ("cp1", "cp2", "cp3")
-               if f" {cluster.address(cp).rsplit('.', 1)[0]}.100/" in
-               cluster.ssh(cp, "ip -4 -o addr show dev eth0")[1]]
-    holder = holders[0]
+    vip = cluster.address("cp1").rsplit(".", 1)[0] + ".100"
+    holder = cluster.vip_holder(vip, ("cp1", "cp2", "cp3"))
     started = time.monotonic()
     subprocess.run(["docker", how, cluster.container(holder)], check=True, capture_output=True)
     cluster.shell.forget(holder)

@@ -84,6 +84,13 @@ class HaCluster:
     def address(self, host: str) -> str:
         return {h.name: h.address for h in self.box.hosts()}[host]
 
+    def vip_holder(self, vip: str, candidates: tuple[str, ...], down: str = "") -> str:
+        """The one host of ``candidates`` (but ``down``) whose eth0 carries ``vip``."""
+        holders = [h for h in candidates if h != down
+                   and self.ssh(h, "ip -4 -o addr show dev eth0")[1].count(f" {vip}/") == 1]
+        assert len(holders) == 1, holders
+        return holders[0]
+
     # ----- the cluster, from outside ------------------------------------------------------
     @property
     def admin_conf(self) -> Path:

@@ -125,10 +125,7 @@ def test_guestbook_served_over_its_nodeport_and_across_pods(ha):
 
 
 def _vip_holder(ha: HaCluster, down: str = "") -> str:
-    holders = [cp for cp in CONTROL_PLANES if cp != down
-               and ha.ssh(cp, "ip -4 -o addr show dev eth0")[1].count(f" {VIP}/") == 1]
-    assert len(holders) == 1, holders
-    return holders[0]
+    return ha.vip_holder(VIP, CONTROL_PLANES, down)
 
 
 def _api_back(ha: HaCluster) -> bool:
