@@ -1,5 +1,5 @@
 """`kubeforge rollout`'s usage errors, from source text (the real rollback runs in
-tests/k8s/test_ha_e2e.py against a real cluster)."""
+tests/k8s/ha/test_ha_e2e.py against a real cluster)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ rolling update from the file (only the workload steps run; the declared limits h
 sampled moment), `kubeforge rollout undo`, and every cell of `kubeforge rbac matrix` against
 the real authorizer with the credentials kubeforge issues.
 
-Own sandbox ``kfha`` on 10.80.0.0/24, so nothing here meets the hosts other tests share.
+Own sandbox ``kfha`` on 10.80.0.0/24 (conftest.py), shared with the day-2 tests that follow.
 Measured times go to ``ha-report.json`` in the test's directory (printed at the end) and are
 what bench/cluster.py reports; nothing here asserts a duration beyond a deadline.
 """
@@ -28,33 +28,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.k8s.ha_cluster import HaCluster, changed_steps, example_source, http_get
+from tests.k8s.ha_cluster import HaCluster, changed_steps, http_get
+from tests.k8s.ha.lab import CONTROL_PLANES, NODEPORT, REPORT, VIP, WORKERS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-PREFIX = "10.80.0."
-VIP = PREFIX + "100"
-CONTROL_PLANES = ("cp1", "cp2", "cp3")
-WORKERS = ("worker1", "worker2")
-NODEPORT = 30080
-REPORT: dict = {}
-
-
-@pytest.fixture(scope="module")
-def ha(bundle, tmp_path_factory):
-    root = tmp_path_factory.mktemp("ha")
-    source = example_source("ha-guestbook.kf", PREFIX, bundle,
-                            extra='import "apps/multi-team.kf"\n')
-    cluster = HaCluster(root, "ha-lab", source, "kfha", bundle)
-    try:
-        started = time.monotonic()
-        cluster.up()
-        REPORT["sandbox_up_s"] = round(time.monotonic() - started, 1)
-        yield cluster
-    finally:
-        (root / "ha-report.json").write_text(json.dumps(REPORT, indent=2))
-        print(f"\nHA report ({root / 'ha-report.json'}):\n{json.dumps(REPORT, indent=2)}")
-        cluster.down()
 
 
 def guestbook_url(ha: HaCluster, host: str, query: str = "") -> str:
