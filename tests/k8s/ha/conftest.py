@@ -50,3 +50,15 @@ def ha(bundle, tmp_path_factory):
         (root / "ha-report.json").write_text(json.dumps(REPORT, indent=2))
         print(f"\nHA report ({root / 'ha-report.json'}):\n{json.dumps(REPORT, indent=2)}")
         cluster.down()
+
+
+@pytest.fixture(scope="package")
+def applied(ha):
+    """The cluster with the file applied: test_ha_e2e.py's first test did it when it ran
+    (a re-apply of an unchanged file then changes nothing); run alone, a day-2 module gets
+    its cluster here."""
+    proc = ha.on_hosts("apply")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
+    ha.wait("all five nodes Ready", lambda: (r := ha.nodes_ready()) and len(r) == 5
+            and all(r.values()), 600)
+    return ha
