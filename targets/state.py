@@ -115,6 +115,17 @@ class ApplyState:
                 self.steps[step.id] = replace(old, status=status, seconds=round(seconds, 3))
             self._save()
 
+    def hosts(self) -> set[str]:
+        """Hosts with any recorded step."""
+        return {step_id.split("/", 1)[0] for step_id in self.steps}
+
+    def forget_steps_of(self, host: str) -> None:
+        """A host removed from the cluster: nothing of it is applied any more."""
+        with self._lock:
+            for step_id in [i for i in self.steps if i.split("/", 1)[0] == host]:
+                del self.steps[step_id]
+            self._save()
+
     def forget_hosts(self, hosts: set[str], plan_steps: dict[str, Step]) -> None:
         """After a reset: the hosts' steps are undone."""
         with self._lock:
