@@ -29,9 +29,12 @@ DONE, STARTED, FAILED = "done", "started", "failed"
 
 
 def step_fingerprint(step: Step) -> str:
-    """Hash of what the step does (content hashes included); its prose does not count."""
+    """Hash of what the step does (content hashes included); its prose does not count, nor
+    do the steps it waits for: a node joining adds edges to steps of the hosts already
+    there (kubeadm init waits for every load balancer), which must not run them again."""
     data = step.to_dict()
     data.pop("why", None)
+    data.pop("needs", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
 
 
