@@ -145,7 +145,8 @@ def apply_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_o
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def reset_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on_first_use,
               jump, jump_key, yes) -> None:
-    """Undo what apply did: kubeadm reset, services stopped and disabled, files removed."""
+    """Undo what apply did: kubeadm reset, services stopped and disabled, files removed or
+    given back."""
     from kubeforge.targets.reset import reset
 
     dep = _prepare(file, inventory, build_dir, state_dir)
