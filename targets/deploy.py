@@ -115,10 +115,14 @@ def prepare(source: Path, inventory: Path, build_dir: Path,
     result = compile_file(source, build_dir, state_dir=state_dir)
     plan = Plan.from_json((result.root / "plan.json").read_text())
     state = Path(state_dir) if state_dir else default_state_dir(plan.cluster)
-    applied = ApplyState.load(state / "apply-state.json", plan.cluster).hosts()
-    hosts, former = map_hosts(plan, Path(inventory), frozenset(applied))
-    return Deployment(plan, result.root, state, hosts,
-                      tuple(address_warnings(plan, hosts, Path(inventory))), former)
+    applied = ApplyState.load(state / "apply-state.json", plan.cluster)
+    hosts, former = map_hosts(plan, Path(inventory), frozenset(applied.hosts() | applied.removed))
+    warnings = address_warnings(plan, hosts, Path(inventory))
+    for name in sorted(set(former) & applied.removed - applied.hosts()):
+        del former[name]
+        warnings.append(f"{inventory}: {name} was removed from cluster {plan.cluster} by an "
+                        "earlier apply; it can leave the inventory")
+    return Deployment(plan, result.root, state, hosts, tuple(warnings), former)
 
 
 @contextmanager

@@ -212,7 +212,7 @@ def remove(plan: Plan, hosts_of_plan: dict[str, HostSpec], state: ApplyState, st
     try:
         for l in gone:
             _remove_one(plan, api, etcd, etcdctl, state_dir, target, l, say)
-            state.forget_steps_of(l.host)
+            state.mark_removed(l.host)
             reset_script_path(state_dir, l.host).unlink(missing_ok=True)
             say(f"removed {l.host}")
     finally:

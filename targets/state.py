@@ -49,11 +49,14 @@ class StepRecord:
 
 class ApplyState:
     def __init__(self, path: Path, cluster: str, seq: int = 0,
-                 steps: dict[str, StepRecord] | None = None) -> None:
+                 steps: dict[str, StepRecord] | None = None,
+                 removed: set[str] | None = None) -> None:
         self.path = path
         self.cluster = cluster
         self.seq = seq
         self.steps: dict[str, StepRecord] = dict(steps or {})
+        # Hosts an apply removed from the cluster: the inventory may still list them.
+        self.removed: set[str] = set(removed or ())
         self._lock = threading.Lock()
 
     @classmethod
@@ -65,7 +68,7 @@ class ApplyState:
             if data.get("format") != FORMAT or data.get("cluster") != cluster:
                 raise ValueError(f"format {data.get('format')!r}, cluster {data.get('cluster')!r}")
             steps = {k: StepRecord(**v) for k, v in data["steps"].items()}
-            return cls(path, cluster, int(data["seq"]), steps)
+            return cls(path, cluster, int(data["seq"]), steps, set(data.get("removed", ())))
         except (ValueError, KeyError, TypeError) as exc:
             raise StateError(f"{path} is not an apply state of cluster {cluster}: {exc}; move "
                              "it away to start over (every step's check still runs)") from None
@@ -73,6 +76,8 @@ class ApplyState:
     def _save(self) -> None:
         data: dict[str, Any] = {"format": FORMAT, "cluster": self.cluster, "seq": self.seq,
                                 "steps": {k: vars(v) for k, v in sorted(self.steps.items())}}
+        if self.removed:
+            data["removed"] = sorted(self.removed)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         write_atomic(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode(),
                      0o600)
@@ -98,6 +103,7 @@ class ApplyState:
     # -- updates (each one is saved at once) --------------------------------------------------
     def mark_started(self, step: Step) -> None:
         with self._lock:
+            self.removed.discard(step.host)  # declared again
             old = self.steps.get(step.id)
             self.steps[step.id] = replace(old, status=STARTED) if old else \
                 StepRecord(step_fingerprint(step), STARTED)
@@ -105,6 +111,7 @@ class ApplyState:
 
     def record(self, step: Step, *, ok: bool, changed: bool, seconds: float) -> None:
         with self._lock:
+            self.removed.discard(step.host)  # declared again
             self.seq += 1
             old = self.steps.get(step.id) or StepRecord(step_fingerprint(step), FAILED)
             if ok:
@@ -122,11 +129,13 @@ class ApplyState:
         """Hosts with any recorded step."""
         return {step_id.split("/", 1)[0] for step_id in self.steps}
 
-    def forget_steps_of(self, host: str) -> None:
-        """A host removed from the cluster: nothing of it is applied any more."""
+    def mark_removed(self, host: str) -> None:
+        """A host removed from the cluster: nothing of it is applied any more, and an
+        inventory that still lists it is not a mistake."""
         with self._lock:
             for step_id in [i for i in self.steps if i.split("/", 1)[0] == host]:
                 del self.steps[step_id]
+            self.removed.add(host)
             self._save()
 
     def forget_hosts(self, hosts: set[str], plan_steps: dict[str, Step]) -> None:

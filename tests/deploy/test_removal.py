@@ -175,6 +175,28 @@ def test_a_control_plane_is_drained_its_member_removed_its_node_deleted_then_res
     assert "cp3" not in state.hosts() and not removal.reset_script_path(state_dir, "cp3").exists()
 
 
+def test_an_inventory_may_keep_a_removed_host_until_the_file_declares_it_again(tmp_path):
+    # An interrupted removal of two hosts is run again with the same inventory: the one
+    # already removed must not turn into an inventory mistake.
+    target, state_dir, plan = _remove(tmp_path, {1, 2, 3})
+    inv = _inventory(tmp_path, ("cp1", "cp2", "cp3", "w1"))
+    common = ("c.kf", "-i", str(inv), "--state-dir", str(state_dir))
+    proc = _kf(tmp_path, "plan", *common, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["remove"] == []
+    assert "cp3 was removed from cluster c by an earlier apply; it can leave the inventory" \
+        in proc.stderr
+    state = ApplyState.load(state_dir / "apply-state.json", plan.cluster)
+    assert state.removed == {"cp3"}
+    # Declared again, it is a node like any other once a step of it runs.
+    (tmp_path / "c.kf").write_text(_source(("cp1", "cp2", "cp3", "w1")))
+    result = compile_file(tmp_path / "c.kf", tmp_path / "build", state_dir=state_dir)
+    again = Plan.from_json((result.root / "plan.json").read_text())
+    state.record(next(s for s in again.steps if s.host == "cp3"), ok=True, changed=True,
+                 seconds=0.1)
+    assert ApplyState.load(state_dir / "apply-state.json", plan.cluster).removed == set()
+
+
 def test_a_removal_that_would_lose_quorum_changes_nothing(tmp_path):
     target, state_dir, plan = _remove(tmp_path, {1, 3})  # cp2 is down
     said = (tmp_path / "said.txt").read_text()
