@@ -184,6 +184,7 @@ from kubeforge.cli_certs import certs; main.add_command(certs)  # noqa: E402,E70
 from kubeforge.cli_rbac import kubeconfig, rbac  # noqa: E402
 main.add_command(rbac)
 main.add_command(kubeconfig)
+from kubeforge.cli_tokens import COMMANDS as _tokens; [kubeconfig.add_command(c) for c in _tokens]  # noqa: E402,E702,E501
 from kubeforge.cli_sandbox import sandbox; main.add_command(sandbox)  # noqa: E402,E702
 from kubeforge.cli_deploy import COMMANDS as _deploy; [main.add_command(c) for c in _deploy]  # noqa: E402,E702,E501
 from kubeforge.cli_verify import verify; main.add_command(verify)  # noqa: E402,E702
