@@ -420,6 +420,12 @@ def test_rbac_matrix_equals_the_real_authorizer(ha, tmp_path):
             api = Api(ca, _dir(tmp_path, account), token=token)
             assert api.whoami()["username"] == f"system:serviceaccount:{namespace}:{account}"
             apis[label] = (api, None)
+        elif kind == "token":  # a declared token, as `kubeforge kubeconfig token` writes it
+            out = tmp_path / f"{name}.kubeconfig"
+            issued = ha.kubeforge("kubeconfig", "token", str(ha.kf), name, "-o", str(out))
+            assert issued.returncode == 0, issued.stderr
+            token = yaml.safe_load(out.read_text())["users"][0]["user"]["token"]
+            apis[label] = (Api(ca, _dir(tmp_path, name), token=token), None)
         else:  # a group has no credential: ask about an otherwise unknown member of it
             apis[label] = (admin, {"user": f"member-of:{name}",
                                    "groups": [name, "system:authenticated"]})
