@@ -152,3 +152,10 @@ def test_an_unreachable_applier_is_one_clear_line(tmp_path):
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
     assert "cp1: cannot connect to 127.0.0.1:1" in proc.stderr
     assert not (tmp_path / "deploy.kubeconfig").exists()
+
+
+def test_the_file_comes_first(applier):
+    result = CliRunner().invoke(main, ["kubeconfig", "serviceaccount", "ci", "-n", "a", "c.kf",
+                                       "-i", "inv.yaml"])
+    assert result.exit_code == 2 and "`c.kf` is one: the file comes first" in result.output
+    assert applier.scripts == []
