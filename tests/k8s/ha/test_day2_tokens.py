@@ -12,7 +12,8 @@ from the state directory), kubectl on this machine goes through the VIP:
 * the service-account token expires after `--ttl` (its `exp` claim; the TokenRequest API's
   minimum of 10 minutes is too long to wait for) and no token Secret is made for it;
 * a declared token with a short `ttl` authenticates until its expiration and is refused
-  after it; the token's secret half appears in no log, plan or output kubeforge wrote.
+  after it; the token's secret half appears in no log, plan or output kubeforge wrote;
+* every cell of `rbac matrix`, the new rows included, equals the real authorizer's answer.
 
 The declarations stay in the file (later modules' applies find them applied), except the
 short-lived token, which is taken out again so no later compile issues it anew.
@@ -249,3 +250,14 @@ def test_no_token_secret_in_logs_plans_or_outputs(declared):
                 text, place
     for output in ha.outputs:  # every kubeforge stdout and stderr of the package so far
         assert not any(secret in output for secret in secrets)
+
+
+def test_the_whole_matrix_with_the_new_identities_equals_the_real_authorizer(declared, tmp_path):
+    """Every cell of `rbac matrix`, the token's and the new account's rows included, asked
+    of the real authorizer with each identity's own credential."""
+    from tests.k8s.ha.test_ha_e2e import matrix_against_the_cluster
+
+    compared, mismatches = matrix_against_the_cluster(
+        declared, tmp_path, frozenset({"token ci-bot", "serviceaccount team-b/reporter"}))
+    REPORT["tokens_matrix"] = {"cells": compared, "mismatches": len(mismatches)}
+    assert mismatches == [], "\n".join(mismatches[:40])
