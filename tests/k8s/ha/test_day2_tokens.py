@@ -15,8 +15,9 @@ from the state directory), kubectl on this machine goes through the VIP:
   after it; the token's secret half appears in no log, plan or output kubeforge wrote;
 * every cell of `rbac matrix`, the new rows included, equals the real authorizer's answer.
 
-The declarations stay in the file (later modules' applies find them applied), except the
-short-lived token, which is taken out again so no later compile issues it anew.
+The declarations stay in the file (later modules' applies find them applied and an unchanged
+re-apply changes nothing), except the short-lived token, which is taken out again so no later
+compile issues it anew.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.k8s.ha_cluster import TRANSIENT, HaCluster
+from tests.k8s.ha_cluster import TRANSIENT, HaCluster, changed_steps
 from tests.k8s.ha.lab import REPORT, VIP
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -232,7 +233,18 @@ def test_a_short_lived_token_is_refused_after_its_expiration(declared, tmp_path)
                             str(tmp_path / "late.kubeconfig"))
         assert late.returncode == 1 and "expired at" in late.stderr, late.stderr
     finally:
-        ha.kf.write_text(before)  # no later compile issues it anew
+        # Out of the file, so no later compile issues it anew; applied, so the hosts' copy of
+        # the token manifest is the file's again (the expired Secret is the token cleaner's).
+        ha.kf.write_text(before)
+        ha.on_hosts("apply", "--phase", "workloads")
+
+
+def test_an_unchanged_reapply_changes_nothing(declared):
+    """The token Secret compares equal to its manifest (`kubectl diff`), so the modules after
+    this one find nothing of it to change."""
+    proc = declared.on_hosts("apply")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert changed_steps(proc.stderr) == []
 
 
 def test_no_token_secret_in_logs_plans_or_outputs(declared):
