@@ -240,7 +240,8 @@ class RbacLowerer(MetaLowerer):
                            "a token there may join nodes and have their certificates approved "
                            "(bindings kubeforge does not model); use a group of your own")
             elif not GROUP_RE.match(group):
-                suffix = re.sub(r"[^a-z0-9:-]", "-", group.lower()).strip("-:") or "NAME"
+                bare = group.lower().removeprefix("system:bootstrappers").removeprefix("system:")
+                suffix = re.sub(r"[^a-z0-9:-]", "-", bare).strip("-:") or "NAME"
                 self.error("E105", f"a token's group must be `system:bootstrappers:...`, "
                            f"not `{group}`", v.span,
                            f"the API server only accepts such groups for bootstrap tokens: "
