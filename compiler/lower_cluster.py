@@ -260,10 +260,14 @@ class ClusterLowerer(Lowerer):
             self.error("E112", "`etcd external` needs nodes with role etcd", c.span,
                        "put hosts in the inventory group `etcd` or add `role etcd` to nodes")
         elif members and len(members) % 2 == 0:
-            self.error("E112", f"etcd would have {len(members)} members; quorum needs an odd number",
-                       by_kind.get("etcd", by_kind.get("kubernetes")).span if by_kind.get("etcd") else c.span,
-                       f"use {len(members) - 1} or {len(members) + 1} "
-                       f"{'control-plane' if c.etcd == 'stacked' else 'etcd'} nodes")
+            # A warning: scaling 3 -> 5 control planes passes through 4, and etcd runs with
+            # an even count; it just tolerates no more failures than one member fewer.
+            self.warn("W112", f"etcd would have {len(members)} members: an even count "
+                      f"tolerates no more failed members than {len(members) - 1} do",
+                      by_kind.get("etcd", by_kind.get("kubernetes")).span if by_kind.get("etcd") else c.span,
+                      f"fine on the way to {len(members) + 1}; to stay, use {len(members) - 1} "
+                      f"or {len(members) + 1} "
+                      f"{'control-plane' if c.etcd == 'stacked' else 'etcd'} nodes")
 
         lb = c.loadbalancer
         if lb.vip is not None and str(lb.vip) in addresses:

@@ -349,9 +349,14 @@ def _step_name(step: Step) -> str:
     return step.id.split("/", 2)[2]
 
 
+def _indented(text: str) -> str:
+    """A multi-line script stays inside its step in plan.txt."""
+    return text.replace("\n", "\n            ")
+
+
 def _describe(step: Step, plan: Plan, explained: set[tuple[str, str]]) -> list[str]:
     action = step.action
-    lines = [f"    {step.id}", f"        {action.describe()}"]
+    lines = [f"    {step.id}", f"        {_indented(action.describe())}"]
     if isinstance(action, Command):
         retry = "may be retried" if action.retry_safe else "never retried"
         lines.append(f"        timeout {action.timeout}s, {retry}")
@@ -361,7 +366,7 @@ def _describe(step: Step, plan: Plan, explained: set[tuple[str, str]]) -> list[s
     if isinstance(action, Service) and action.restart_on:
         restarts = ", ".join(_compress(action.restart_on, plan))
         lines.append(f"        restarts when changed: {restarts}")
-    lines.append(f"        {step.check.describe()}")
+    lines.append(f"        {_indented(step.check.describe())}")
     # The same step on the next host has the same reason: say it once per phase.
     if step.why and (step.phase, _step_name(step)) not in explained:
         explained.add((step.phase, _step_name(step)))

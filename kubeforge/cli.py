@@ -6,6 +6,7 @@ missing files), 3 an internal bug (reported with a request to file it).
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -68,8 +69,66 @@ def reader_gone() -> NoReturn:
 rich.console.Console.on_broken_pipe = lambda self: reader_gone()  # type: ignore[method-assign]
 
 
+#: Subcommands in their own modules: name -> (module, attribute, the command's short help).
+#: A module is imported only when its command runs or shows its own help, so `kubeforge
+#: --help` and `check` do not pay for paramiko, cryptography's x509 and the sandbox code
+#: (tests/test_cli_lazy.py holds the help texts to the commands' own).
+LAZY: dict[str, tuple[str, str, str]] = {
+    "apply": ("kubeforge.cli_deploy", "apply_cmd",
+              "Compile FILE and bring the inventory's hosts to its plan; resumes after a failure."),
+    "bundle": ("kubeforge.cli_bundle", "bundle",
+               "Offline bundles: binaries and image archives built from the Go module proxy."),
+    "certs": ("kubeforge.cli_certs", "certs", "Inspect the certificates of a compiled cluster."),
+    "kubeconfig": ("kubeforge.cli_tokens", "kubeconfig",
+                   "Make kubeconfigs: client certificates and declared tokens from the state "
+                   "directory, service-account tokens from the cluster."),
+    "plan": ("kubeforge.cli_deploy", "plan_cmd",
+             "Show what `apply` would change, per host and phase (no secrets), and which nodes "
+             "it would remove."),
+    "rbac": ("kubeforge.cli_rbac", "rbac", "Ask the compiled RBAC of a file: can-i, who-can, matrix."),
+    "reset": ("kubeforge.cli_deploy", "reset_cmd",
+              "Undo what apply did: kubeadm reset, services stopped and disabled, files "
+              "removed or given back."),
+    "rollout": ("kubeforge.cli_rollout", "rollout",
+                "A declared workload's revisions on the cluster, and the way back to one."),
+    "sandbox": ("kubeforge.cli_sandbox", "sandbox",
+                "Local systemd hosts with real sshd on a private network (docker containers)."),
+    "vagrant": ("kubeforge.cli_vagrant", "vagrant",
+                "Vagrant machines matching a cluster file, ready for `kubeforge apply`."),
+    "verify": ("kubeforge.cli_verify", "verify",
+               "Check every host against what FILE promises: files, certificates, services, "
+               "ports, kernel settings, the VIP and etcd."),
+}
+
+
 class Group(click.Group):
-    """Turns kubeforge's own errors into messages and exit codes, never tracebacks."""
+    """Turns kubeforge's own errors into messages and exit codes, never tracebacks; loads
+    the LAZY subcommands when they are used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY and name not in self.commands:
+            module, attribute, _ = LAZY[name]
+            self.add_command(getattr(importlib.import_module(module), attribute), name)
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from LAZY's texts, without importing the modules."""
+        rows = []
+        limit = formatter.width - 6 - max(len(n) for n in self.list_commands(ctx))
+        for name in self.list_commands(ctx):
+            if name in self.commands:
+                command = self.commands[name]
+                if command.hidden:
+                    continue
+                rows.append((name, command.get_short_help_str(limit)))
+            else:
+                rows.append((name, click.utils.make_default_short_help(LAZY[name][2], limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context):
         # A machine that asked for --json reads stdout whatever happens, errors included.
@@ -179,15 +238,3 @@ def fmt(files: tuple[Path, ...], check_only: bool, write: bool) -> None:
         sys.exit(EXIT_INVALID)
 
 
-# Subcommands that live in their own modules register here.
-from kubeforge.cli_certs import certs; main.add_command(certs)  # noqa: E402,E702
-from kubeforge.cli_rbac import kubeconfig, rbac  # noqa: E402
-main.add_command(rbac)
-main.add_command(kubeconfig)
-from kubeforge.cli_tokens import COMMANDS as _tokens; [kubeconfig.add_command(c) for c in _tokens]  # noqa: E402,E702,E501
-from kubeforge.cli_sandbox import sandbox; main.add_command(sandbox)  # noqa: E402,E702
-from kubeforge.cli_deploy import COMMANDS as _deploy; [main.add_command(c) for c in _deploy]  # noqa: E402,E702,E501
-from kubeforge.cli_verify import verify; main.add_command(verify)  # noqa: E402,E702
-from kubeforge.cli_vagrant import vagrant; main.add_command(vagrant)  # noqa: E402,E702
-from kubeforge.cli_bundle import bundle; main.add_command(bundle)  # noqa: E402,E702
-from kubeforge.cli_rollout import rollout; main.add_command(rollout)  # noqa: E402,E702

@@ -96,13 +96,16 @@ def _selection(limit, phase=None, until=None):
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def plan_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on_first_use,
              jump, jump_key, phase, until, probe, as_json) -> None:
-    """Show what `apply` would change, per host and phase (no secrets)."""
-    from kubeforge.targets import review
+    """Show what `apply` would change, per host and phase (no secrets), and which nodes it
+    would remove."""
+    from kubeforge.targets import removal, review
 
     dep = _prepare(file, inventory, build_dir, state_dir)
     target = _ssh(known_hosts, trust_on_first_use, jump, jump_key) if probe else None
     verdicts = review.review(dep, _selection(limit, phase, until), target)
     report = review.as_dict(dep, verdicts, probe)
+    report["remove"] = removal.describe(
+        dep.plan, removal.leaving(dep.plan, dep.load_state(), dep.former))
     click.echo(json.dumps(report, indent=2) if as_json else review.render(report))
     if report["blocked"] or report["failing"]:
         sys.exit(1)
@@ -115,15 +118,31 @@ def plan_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on
 @click.option("--until", help="Up to and including this phase.")
 @click.option("-j", "--jobs", default=8, show_default=True, type=click.IntRange(1, 256),
               help="Hosts worked on at once.")
+@click.option("--allow-removal", is_flag=True,
+              help="Drain, delete and reset the nodes FILE no longer declares (see `plan`).")
 def apply_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on_first_use,
-              jump, jump_key, target, phase, until, jobs) -> None:
-    """Compile FILE and bring the inventory's hosts to its plan; resumes after a failure."""
+              jump, jump_key, target, phase, until, jobs, allow_removal) -> None:
+    """Compile FILE and bring the inventory's hosts to its plan; resumes after a failure.
+    Nodes an earlier apply set up that FILE no longer declares are removed first, one at a
+    time, with --allow-removal only."""
+    from kubeforge.targets import removal
     from kubeforge.targets.deploy import apply
 
     dep = _prepare(file, inventory, build_dir, state_dir)
     selection = _selection(limit, phase, until)
     selection.validate(dep.plan)
     ssh = _ssh(known_hosts, trust_on_first_use, jump, jump_key)
+    gone = removal.leaving(dep.plan, dep.load_state(), dep.former)
+    if gone and not allow_removal:
+        raise UsageError(removal.refusal(dep.plan, gone))
+    if gone:
+        try:
+            removal.remove(dep.plan, dep.hosts, dep.load_state(), dep.state_dir, ssh, gone,
+                           lambda line: click.echo(line, err=True))
+        except removal.RemovalError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+    removal.save_for_later(dep)
     if target == "ansible":  # the compiled ansible/ playbook through ansible-runner
         from kubeforge.targets.ansible import apply as apply_ansible
         report = apply_ansible(dep, ssh.options, selection, jobs, Console(stderr=True))
@@ -137,7 +156,8 @@ def apply_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_o
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def reset_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on_first_use,
               jump, jump_key, yes) -> None:
-    """Undo what apply did: kubeadm reset, services stopped and disabled, files removed."""
+    """Undo what apply did: kubeadm reset, services stopped and disabled, files removed or
+    given back."""
     from kubeforge.targets.reset import reset
 
     dep = _prepare(file, inventory, build_dir, state_dir)

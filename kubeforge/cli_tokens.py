@@ -27,7 +27,7 @@ import click
 
 from kubeforge.cli_args import FileFirst
 from kubeforge.cli_deploy import common_options
-from kubeforge.cli_rbac import FILE, _load, parse_ttl
+from kubeforge.cli_rbac import FILE, _load, kubeconfig, parse_ttl
 from kubeforge.errors import KubeforgeError, StateError, UsageError
 
 #: The TokenRequest API refuses an expirationSeconds below ten minutes.
@@ -179,3 +179,8 @@ def token_cmd(file: Path, name: str, output: Path | None, state_dir: Path | None
 
 
 COMMANDS = (serviceaccount_cmd, token_cmd)
+
+# `kubeconfig user` lives with the RBAC commands; the token commands join its group here, so
+# `rbac` does not load the SSH side and `kubeconfig` (kubeforge.cli's LAZY) loads this module.
+for _command in COMMANDS:
+    kubeconfig.add_command(_command)

@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -47,6 +47,8 @@ class Deployment:
     state_dir: Path
     hosts: dict[str, HostSpec]
     warnings: tuple[str, ...] = ()  # for a person, before anything runs
+    #: Inventory hosts the file no longer declares but an earlier apply set up (removal).
+    former: dict[str, HostSpec] = field(default_factory=dict)
 
     @property
     def state_path(self) -> Path:
@@ -61,7 +63,11 @@ class Deployment:
         return StateDir(self.state_dir).digest_key()
 
 
-def map_hosts(plan: Plan, inventory: Path) -> dict[str, HostSpec]:
+def map_hosts(plan: Plan, inventory: Path,
+              applied: frozenset[str] = frozenset()) -> tuple[dict[str, HostSpec],
+                                                             dict[str, HostSpec]]:
+    """The plan's hosts from the inventory, and the inventory's hosts that are no longer in
+    the plan but were ``applied`` (to be removed); any other extra host is a mistake."""
     try:
         hosts = load_inventory(inventory).candidates  # a bastion host is not a node
     except InventoryProblem as problem:
@@ -70,7 +76,7 @@ def map_hosts(plan: Plan, inventory: Path) -> dict[str, HostSpec]:
     by_name = {h.name: h for h in hosts}
     planned = [h.name for h in plan.hosts]
     missing = [n for n in planned if n not in by_name]
-    extra = [n for n in by_name if n not in planned]
+    extra = [n for n in by_name if n not in planned and n not in applied]
     if missing:
         raise InventoryMismatch(
             f"{inventory}: no inventory host for node(s) {', '.join(missing)} of cluster "
@@ -79,7 +85,9 @@ def map_hosts(plan: Plan, inventory: Path) -> dict[str, HostSpec]:
         raise InventoryMismatch(
             f"{inventory}: host(s) {', '.join(extra)} are not nodes of cluster {plan.cluster}; "
             f"declare them in the cluster (nodes: {', '.join(planned)}) or remove them")
-    return {name: HostSpec.from_inventory(by_name[name]) for name in planned}
+    return ({name: HostSpec.from_inventory(by_name[name]) for name in planned},
+            {name: HostSpec.from_inventory(h) for name, h in by_name.items()
+             if name not in planned})
 
 
 def address_warnings(plan: Plan, hosts: dict[str, HostSpec], inventory: Path) -> list[str]:
@@ -107,9 +115,10 @@ def prepare(source: Path, inventory: Path, build_dir: Path,
     result = compile_file(source, build_dir, state_dir=state_dir)
     plan = Plan.from_json((result.root / "plan.json").read_text())
     state = Path(state_dir) if state_dir else default_state_dir(plan.cluster)
-    hosts = map_hosts(plan, Path(inventory))
+    applied = ApplyState.load(state / "apply-state.json", plan.cluster).hosts()
+    hosts, former = map_hosts(plan, Path(inventory), frozenset(applied))
     return Deployment(plan, result.root, state, hosts,
-                      tuple(address_warnings(plan, hosts, Path(inventory))))
+                      tuple(address_warnings(plan, hosts, Path(inventory))), former)
 
 
 @contextmanager

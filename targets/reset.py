@@ -2,8 +2,10 @@
 
 In this order: ``kubeadm reset -f`` where kubeadm exists (it removes what kubeadm made, and
 leaves iptables alone as it says), stop and disable the services apply enabled, delete the
-data directory of an external etcd member apply started, remove the files apply placed, and
-reload systemd. Firewall rules are never touched: kubeforge creates none, and flushing rules
+data directory of an external etcd member apply started (or of a stacked member kubeadm did
+not get to: a join cut before kubeadm wrote etcd's manifest leaves /var/lib/etcd behind, and
+the next join's preflight refuses it), put back what each file apply placed replaced and
+remove the rest (compiler/emit/originals.py), and reload systemd. Firewall rules are never touched: kubeforge creates none, and flushing rules
 it did not create would cut other software off. What apply did is read from the apply state;
 when the state knows nothing of a host (lost state directory) the plan stands in for it.
 """
@@ -14,12 +16,16 @@ import re
 import shlex
 from concurrent.futures import ThreadPoolExecutor
 
+from kubeforge.compiler.emit.originals import restore_script
 from kubeforge.compiler.plan import Service, Step, Upload
 from kubeforge.targets.base import HostSpec, Target, TargetError
 from kubeforge.targets.deploy import Deployment
 from kubeforge.targets.redact import tail
 
 ETCD_ENV = "/etc/default/etcd"
+#: kubeadm's local etcd dataDir (compiler/emit/kubeadm.py).
+STACKED_ETCD_DATA = "/var/lib/etcd"
+CONTROL_PLANE_PHASES = ("control-plane-init", "control-plane-join")
 
 
 def _undo_steps(dep: Deployment, host: str, recorded: set[str]) -> list[Step]:
@@ -48,7 +54,12 @@ def reset_script(dep: Deployment, host: str, recorded: set[str]) -> str:
     data = _etcd_data_dir(dep, steps)
     if data and "etcd" in services:
         lines.append(f"rm -rf {shlex.quote(data)}/member")
-    lines += [f"rm -f {shlex.quote(p)}" for p in files]
+    stacked = not any(isinstance(s.action, Service) and s.action.name == "etcd"
+                      for s in dep.plan.steps)
+    if stacked and any(s.phase in CONTROL_PLANE_PHASES for s in dep.plan.for_host(host)):
+        lines.append(f"rm -rf {STACKED_ETCD_DATA}")
+    if files:
+        lines.append(restore_script(files))
     lines.append("systemctl daemon-reload")
     return "\n".join(lines)
 

@@ -117,4 +117,8 @@ def render(report: dict[str, Any]) -> str:
                 lines.append(f"      x {item['step']} fails: {item['note']}")
             for item in v[BLOCKED]:
                 lines.append(f"      ! {item['step']}: {item['note']}")
+    for gone in report.get("remove", ()):
+        lines.append(f"  - [{gone['host']}] ({', '.join(gone['roles']) or 'no role'}) is no "
+                     f"longer declared: {', '.join(gone['actions'])} "
+                     "(apply needs --allow-removal)")
     return "\n".join(lines)

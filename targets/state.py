@@ -29,9 +29,12 @@ DONE, STARTED, FAILED = "done", "started", "failed"
 
 
 def step_fingerprint(step: Step) -> str:
-    """Hash of what the step does (content hashes included); its prose does not count."""
+    """Hash of what the step does (content hashes included); its prose does not count, nor
+    do the steps it waits for: a node joining adds edges to steps of the hosts already
+    there (kubeadm init waits for every load balancer), which must not run them again."""
     data = step.to_dict()
     data.pop("why", None)
+    data.pop("needs", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -113,6 +116,17 @@ class ApplyState:
                 # changed the host halfway: keep it marked as started.
                 status = STARTED if old.status == STARTED else FAILED
                 self.steps[step.id] = replace(old, status=status, seconds=round(seconds, 3))
+            self._save()
+
+    def hosts(self) -> set[str]:
+        """Hosts with any recorded step."""
+        return {step_id.split("/", 1)[0] for step_id in self.steps}
+
+    def forget_steps_of(self, host: str) -> None:
+        """A host removed from the cluster: nothing of it is applied any more."""
+        with self._lock:
+            for step_id in [i for i in self.steps if i.split("/", 1)[0] == host]:
+                del self.steps[step_id]
             self._save()
 
     def forget_hosts(self, hosts: set[str], plan_steps: dict[str, Step]) -> None:

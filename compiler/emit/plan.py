@@ -37,7 +37,7 @@ from typing import Any, Iterable
 from kubeforge.compiler import versions
 from kubeforge.compiler.artifacts import Artifact, BuildContext, content_digest
 from kubeforge.compiler import hostport
-from kubeforge.compiler.emit import plan_bundle
+from kubeforge.compiler.emit import originals, plan_bundle
 from kubeforge.compiler.emit.cni import REMOTE_CNI
 from kubeforge.compiler.ir import Cluster, ClusterNode
 from kubeforge.compiler.plan import (ALWAYS, PHASES, Action, Check, Command, Plan, PlanError,
@@ -860,7 +860,27 @@ class _PlanMaker:
             for node in self.c.nodes:
                 if phase in per_phase:
                     per_phase[phase](node)
+        for node in self.c.nodes:
+            self.keep_originals(node)
         return self.b.finish()
+
+    def keep_originals(self, node: ClusterNode) -> None:
+        """Before the host's first upload, record what was at each path the plan uploads
+        (reset gives it back: compiler/emit/originals.py)."""
+        uploads = [d for d in self.b.drafts.values()
+                   if d.host == node.name and isinstance(d.action, Upload)]
+        if not uploads:
+            return
+        first = min(PHASES.index(d.phase) for d in uploads)
+        if first < PHASES.index("os-prepare"):
+            raise PlanError(f"{node.name}: an upload in phase {PHASES[first]} would come "
+                            "before its originals are kept")
+        command, check = originals.keep_step(d.action.path for d in uploads)
+        kept = self.add(node, "os-prepare", "keep-originals", command, check=check,
+                        why="what each uploaded path held before, for reset to give back")
+        for d in uploads:
+            if d.phase == "os-prepare":
+                d.needs.insert(0, kept)
 
 
 def _server_side_apply(source: str) -> tuple[Command, Check]:

@@ -80,8 +80,8 @@ CASES = [
     ("needs-endpoint", 'cluster c { kubernetes "1.37.2" node a { address 10.1.0.1 role control-plane }'
      ' node b { address 10.1.0.2 role control-plane } node d { address 10.1.0.3 role control-plane } }',
      "E111", "needs an endpoint", None),
-    ("etcd-even", 'cluster c { kubernetes "1.37.2" endpoint "api.c:6443" node a { address 10.1.0.1 '
-     'role control-plane } node b { address 10.1.0.2 role control-plane } }', "E112", "odd number", None),
+    ("etcd-external-empty", 'cluster c { kubernetes "1.37.2" etcd external node a { address '
+     '10.1.0.1 role control-plane } }', "E112", "needs nodes with role etcd", None),
     ("version", 'cluster c { kubernetes "1.27.3" node a { address 10.1.0.1 role control-plane } }',
      "E113", "not supported", None),
     ("selector-mismatch", ns(web('  selector { app = "other" }')), "E114", "does not match its pods", None),
@@ -156,6 +156,19 @@ def test_warnings_do_not_fail_but_strict_does(tmp_path):
     path.write_text(SINGLE + ns(web("  replicas 1\n  autoscale 2..4")))
     program, _ = load_program(path)
     assert [w.code for w in program.warnings if w.code.startswith("W1")] == ["W105"]
+    with pytest.raises(DiagnosticError):
+        load_program(path, strict=True)
+
+
+def test_an_even_etcd_is_a_warning_on_the_way_from_three_to_five(tmp_path):
+    path = tmp_path / "main.kf"
+    nodes = " ".join(f"node cp{i} {{ address 10.1.0.{i} role control-plane }}" for i in range(1, 5))
+    path.write_text(f'cluster c {{ kubernetes "1.37.2" endpoint "api.c:6443" {nodes} }}')
+    program, _ = load_program(path)
+    (w,) = [w for w in program.warnings if w.code == "W112"]
+    assert w.message == ("etcd would have 4 members: an even count tolerates no more failed "
+                         "members than 3 do")
+    assert w.hint == "fine on the way to 5; to stay, use 3 or 5 control-plane nodes"
     with pytest.raises(DiagnosticError):
         load_program(path, strict=True)
 

@@ -313,6 +313,17 @@ def test_reset_undoes_the_apply(cluster):
                                       "systemctl is-active etcd haproxy keepalived; "
                                       "ls /var/lib/etcd/member 2>&1")
         assert ".key" not in out and "\nactive" not in out and "No such file" in out
+    # The package's haproxy.cfg that apply replaced on the load balancers is back, byte for
+    # byte (dpkg's record of the conffile is the oracle); keepalived ships no config, so
+    # the one apply placed is gone; so is the record of the originals.
+    for name in ("node1", "node2"):
+        code, out = cluster.ssh(name, "dpkg-query -W -f='${Conffiles}\\n' haproxy "
+                                      "| awk '$1 == \"/etc/haproxy/haproxy.cfg\" {print $2}'; "
+                                      "md5sum < /etc/haproxy/haproxy.cfg | cut -c1-32; "
+                                      "ls /etc/keepalived/keepalived.conf /var/lib/kubeforge/originals 2>&1")
+        packaged, now, *rest = out.split("\n")
+        assert code != 0 and len(packaged) == 32 and packaged == now, out
+        assert "\n".join(rest).count("No such file") == 2, out
 
 
 def test_become_runs_as_root_for_a_sudo_user(cluster):

@@ -92,6 +92,14 @@ def test_inventory_must_match_the_cluster(tmp_path):
         map_hosts(_plan(), path)
 
 
+def test_an_extra_host_an_earlier_apply_set_up_is_one_to_remove(tmp_path):
+    path = tmp_path / "hosts"
+    path.write_text("[control_plane]\ncp1 ansible_host=10.0.0.11\n[workers]\n"
+                    "w9 ansible_host=10.0.0.99\n")
+    hosts, former = map_hosts(_plan(), path, frozenset({"cp1", "w9"}))
+    assert list(hosts) == ["cp1"] and former["w9"].address == "10.0.0.99"
+
+
 def _cmd(**kw) -> Step:
     check = kw.pop("check", None)
     return Step("h/p/s", "h", "preflight", Command(**kw), **({"check": check} if check else {}))

@@ -216,3 +216,18 @@ def test_progress_lines_stay_whole_in_a_pipe():
     lines = out.getvalue().splitlines()
     assert lines[0].split() == ["changed", step_id, "0.1s"]
     assert lines[1].startswith("cp1: phase workloads finished")
+
+
+def test_a_new_edge_does_not_make_a_done_step_run_again(tmp_path):
+    """A node joining adds edges (kubeadm init waits for its load balancer too): what the
+    step does is the same, so it stays done; a changed command does not."""
+    from dataclasses import replace
+
+    from kubeforge.compiler.plan import Command, Step
+    from kubeforge.targets.state import ApplyState
+
+    step = Step("a/runtime/x", "a", "runtime", Command(argv=("true",)))
+    state = ApplyState.load(tmp_path / "apply-state.json", "c")
+    state.record(step, ok=True, changed=True, seconds=0.1)
+    assert state.is_done(replace(step, needs=("b/loadbalancer/service-haproxy",)))
+    assert not state.is_done(replace(step, action=Command(argv=("false",))))

@@ -49,7 +49,10 @@ def test_matrix_json_command_prints_the_golden():
     assert json.loads(result.output) == json.loads(GOLDEN.read_text())
 
 
-def test_matrix_table_has_every_subject_and_scope():
+def test_matrix_table_has_every_subject_and_scope(monkeypatch):
+    # rich sizes the table to the terminal; under xdist a worker may inherit a narrow one
+    # and fold the subject names: give it the width of a wide terminal.
+    monkeypatch.setenv("COLUMNS", "240")
     result = cli("rbac", "matrix", EXAMPLE)
     assert result.exit_code == 0
     for text in ("cluster-wide (all namespaces)", "namespace team-a", "namespace team-b",

@@ -108,7 +108,8 @@ def test_a_cluster_files_hosts_get_a_grouped_inventory_apply_takes(tmp_path):
         path.write_text(inventory_text(hosts, tmp_path / "k", tmp_path / "known_hosts"))
         result = compile_file(EXAMPLES / example, tmp_path / "build", state_dir=tmp_path / example)
         plan = Plan.from_json((result.root / "plan.json").read_text())
-        mapped = map_hosts(plan, path)
+        mapped, former = map_hosts(plan, path)
+        assert former == {}
         assert {n: h.address for n, h in mapped.items()} == \
             {n.name: str(n.address) for n in cluster.nodes}
         assert all(h.key_file == str(tmp_path / "k") for h in mapped.values())
