@@ -21,6 +21,7 @@ EMITTERS: tuple[str, ...] = (
     "kubeforge.compiler.emit.pki",
     "kubeforge.compiler.emit.kubeconfig",
     "kubeforge.compiler.emit.rbac",
+    "kubeforge.compiler.emit.tokens",
     "kubeforge.compiler.emit.hostprep",
     "kubeforge.compiler.emit.loadbalancer",
     "kubeforge.compiler.emit.etcd",

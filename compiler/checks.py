@@ -189,6 +189,22 @@ def _unique_names(p: Program, diags: Collector) -> None:
             diags.error("E100", f"{s.kind.lower()} `{s.name}` is declared twice", s.span,
                         f"first declared at {seen_subjects[key]}")
         seen_subjects.setdefault(key, s.span)
+    _check_token_ids(p, diags)
+
+
+def _check_token_ids(p: Program, diags: Collector) -> None:
+    """Two token names whose derived ids collide (one chance in two billion) would share
+    one Secret: the second is refused rather than silently replacing the first."""
+    from kubeforge.compiler.tokens import token_id
+
+    by_id: dict[str, str] = {}
+    for s in p.subjects:
+        if s.kind != "Token":
+            continue
+        first = by_id.setdefault(token_id(s.name), s.name)
+        if first != s.name:
+            diags.error("E100", f"tokens `{first}` and `{s.name}` get the same token id "
+                        f"{token_id(s.name)}", s.span, f"rename token `{s.name}`")
 
 
 def _unknown_namespace(name: str, span: Span, namespaces: set[str], diags: Collector) -> None:

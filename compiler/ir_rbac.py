@@ -47,13 +47,15 @@ class Binding:
 
 @dataclass(frozen=True)
 class Subject:
-    kind: str  # User | Group | ServiceAccount
+    kind: str  # User | Group | ServiceAccount | Token (a bootstrap-style bearer token)
     name: str
     span: Span
     namespace: Optional[str] = None  # ServiceAccount only
-    groups: tuple[str, ...] = ()  # User only
+    groups: tuple[str, ...] = ()  # User: its certificate's; Token: its auth-extra-groups
     bindings: tuple[Binding, ...] = ()
     cert_validity_days: Optional[int] = None
     automount_token: Optional[bool] = None
     labels: KV = ()  # ServiceAccount only (the object's)
     annotations: KV = ()
+    ttl_seconds: Optional[int] = None  # Token only: its expiration, counted from issue
+    description: str = ""  # Token only

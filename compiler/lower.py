@@ -87,7 +87,7 @@ class ProgramLowerer(MetaLowerer):
                                "namespace block, or make it a `clusterrole`")
                     continue
                 out["roles"].append(rbac_l.role(item, str(scope.value().py) if scope else None))
-            elif item.kind in ("user", "group", "serviceaccount"):
+            elif item.kind in ("user", "group", "serviceaccount", "token"):
                 subject = rbac_l.subject(item, None)
                 if subject:
                     out["subjects"].append(subject)

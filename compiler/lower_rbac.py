@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from kubeforge.compiler import values as V
 from kubeforge.compiler.ir import Binding, LabelSelector, PolicyRule, Role, Subject
 from kubeforge.compiler.lower_meta import MetaLowerer
@@ -147,11 +149,15 @@ class RbacLowerer(MetaLowerer):
                 for group, res in sorted(by_group.items())]
 
     def subject(self, stmt: Node, namespace: str | None) -> Subject | None:
-        kind = {"user": "User", "group": "Group", "serviceaccount": "ServiceAccount"}[stmt.kind]
+        kind = {"user": "User", "group": "Group", "serviceaccount": "ServiceAccount",
+                "token": "Token"}[stmt.kind]
         name_v = stmt.value()
         name = str(name_v.py)
-        if kind != "ServiceAccount" and (not name or name != name.strip()):
+        if kind in ("User", "Group") and (not name or name != name.strip()):
             self.error("E105", f"`{name}` is not a {stmt.kind} name", name_v.span)
+        if kind == "Token":
+            # Its own group `system:bootstrappers:kubeforge:NAME` must be a valid one.
+            name = self.name(name_v, "token")
         if kind == "ServiceAccount":
             name = self.name(name_v, "service account", subdomain=True)
             scope = stmt.clause("role_scope")
@@ -166,13 +172,26 @@ class RbacLowerer(MetaLowerer):
         bindings: list[Binding] = []
         validity = None
         automount = None
+        ttl = None
+        description = ""
         body = stmt.body or ()
         self.unique_stmts(body, f"{stmt.kind} `{name}`")
         for item in body:
             if item.kind == "member_of":
-                if kind != "User":
-                    self.error("E116", "only users are members of groups", item.span)
+                if kind not in ("User", "Token"):
+                    self.error("E116", "only users and tokens are members of groups", item.span)
+                if kind == "Token":
+                    self._token_groups(item)
                 groups.extend(str(v.py) for v in item.values())
+            elif item.kind in ("ttl", "description"):
+                if kind != "Token":
+                    self.error("E116", f"only tokens have a `{item.kind}`", item.span,
+                               "declare a bearer token with `token NAME { ttl 24h ... }`"
+                               if item.kind == "ttl" else None)
+                elif item.kind == "ttl":
+                    ttl = self._token_ttl(item)
+                else:
+                    description = str(item.value().py)
             elif item.kind == "bind":
                 scope = item.clause("role_scope")
                 ns = str(scope.value().py) if scope else None
@@ -193,6 +212,10 @@ class RbacLowerer(MetaLowerer):
             elif item.kind in ("labels", "annotations") and kind != "ServiceAccount":
                 self.error("E116", f"a {stmt.kind} is no Kubernetes object to label", item.span,
                            "labels and annotations go on service accounts and other objects")
+        if kind == "Token" and ttl is None and not any(i.kind == "ttl" for i in body):
+            self.error("E115", f"token `{name}` needs a `ttl`", stmt.span,
+                       "a bootstrap token without an expiration would authenticate forever: "
+                       "add e.g. `ttl 24h`")
         if kind == "User" and name.startswith("system:"):
             self.error("E105", f"user `{name}` uses the reserved `system:` prefix", name_v.span)
         if kind == "User" and len(name) > CERT_CN_MAX:
@@ -202,6 +225,34 @@ class RbacLowerer(MetaLowerer):
         return Subject(kind, name, stmt.span, namespace if kind == "ServiceAccount" else None,
                        tuple(dict.fromkeys(groups)), tuple(bindings), validity, automount,
                        self.merged_kv((s for s in body if s.kind == "labels"), labels=True),
-                       self.merged_kv(s for s in body if s.kind == "annotations"))
+                       self.merged_kv(s for s in body if s.kind == "annotations"), ttl,
+                       description)
+
+    def _token_groups(self, item: Node) -> None:
+        """A token's groups go into its Secret's auth-extra-groups, which the API server
+        accepts only under ``system:bootstrappers:``."""
+        from kubeforge.compiler.tokens import GROUP_RE, KUBEADM_GROUPS
+
+        for v in item.values():
+            group = str(v.py)
+            if group.startswith(KUBEADM_GROUPS):
+                self.error("E105", f"`{group}` is kubeadm's join-token group", v.span,
+                           "a token there may join nodes and have their certificates approved "
+                           "(bindings kubeforge does not model); use a group of your own")
+            elif not GROUP_RE.match(group):
+                bare = group.lower().removeprefix("system:bootstrappers").removeprefix("system:")
+                suffix = re.sub(r"[^a-z0-9:-]", "-", bare).strip("-:") or "NAME"
+                self.error("E105", f"a token's group must be `system:bootstrappers:...`, "
+                           f"not `{group}`", v.span,
+                           f"the API server only accepts such groups for bootstrap tokens: "
+                           f"write `system:bootstrappers:{suffix}` and bind that group")
+
+    def _token_ttl(self, item: Node) -> int | None:
+        seconds = self.read(V.duration_seconds, item.value(), "E106")
+        if seconds is not None and seconds < 60:
+            self.error("E106", f"a token ttl of {item.value().text} is shorter than a minute",
+                       item.value().span, "it would expire before `apply` put it on the cluster")
+            return None
+        return seconds
 
 

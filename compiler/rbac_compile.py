@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
+from kubeforge.compiler import tokens
 from kubeforge.compiler.ir import Binding, Program, Role, Subject
 from kubeforge.compiler.rbac import Authorizer, Identity, RbacBinding, RoleRef, SubjectRef
 from kubeforge.compiler.rbac_defaults import (builtin_bindings, builtin_cluster_roles,
@@ -40,6 +41,8 @@ def version_of(program: Program) -> Optional[str]:
 def subject_ref(subject: Subject) -> SubjectRef:
     if subject.kind == "ServiceAccount":
         return SubjectRef("ServiceAccount", subject.name, subject.namespace)
+    if subject.kind == "Token":  # its user name is no file's to bind: its own group is
+        return SubjectRef("Group", tokens.own_group(subject.name))
     return SubjectRef(subject.kind, subject.name)
 
 
@@ -53,6 +56,8 @@ def identity_of(subject: Subject) -> Identity:
         return Identity.service_account(subject.namespace or "default", subject.name)
     if subject.kind == "Group":
         return Identity.user(f"member-of:{subject.name}", (subject.name,))
+    if subject.kind == "Token":
+        return tokens.identity(subject)
     return Identity.user(subject.name, subject.groups)
 
 

@@ -79,8 +79,9 @@ LAZY: dict[str, tuple[str, str, str]] = {
     "bundle": ("kubeforge.cli_bundle", "bundle",
                "Offline bundles: binaries and image archives built from the Go module proxy."),
     "certs": ("kubeforge.cli_certs", "certs", "Inspect the certificates of a compiled cluster."),
-    "kubeconfig": ("kubeforge.cli_rbac", "kubeconfig",
-                   "Make kubeconfigs from the cluster's state directory."),
+    "kubeconfig": ("kubeforge.cli_tokens", "kubeconfig",
+                   "Make kubeconfigs: client certificates and declared tokens from the state "
+                   "directory, service-account tokens from the cluster."),
     "plan": ("kubeforge.cli_deploy", "plan_cmd",
              "Show what `apply` would change, per host and phase (no secrets), and which nodes "
              "it would remove."),

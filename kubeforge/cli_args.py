@@ -21,7 +21,10 @@ class FileFirst(click.Command):
     def invoke(self, ctx: click.Context):
         file = ctx.params.get("file")
         if file is not None and not Path(file).exists():
-            others = [str(v) for k, v in ctx.params.items()
+            # Arguments first: an option's file (the inventory) is where it belongs.
+            kinds = {p.name: isinstance(p, click.Argument) for p in self.params}
+            others = [str(v) for k, v in sorted(ctx.params.items(),
+                                                key=lambda kv: not kinds.get(kv[0], False))
                       if k != "file" and isinstance(v, (str, Path)) and str(v)
                       and Path(v).is_file()]
             if others:

@@ -20,18 +20,26 @@ TARGETS = ("ssh", "ansible")
 
 
 def _common(fn):
+    return common_options()(fn)
+
+
+def common_options(build_dir_flags: tuple[str, ...] = ("-o", "--build-dir"),
+                   limit: bool = True):
+    """FILE, the inventory, the build and state directories and the SSH options, as a
+    decorator. A command whose ``-o`` is its output (``kubeconfig serviceaccount``) keeps
+    only ``--build-dir``; one that works on one host has no ``--limit``."""
     options = [
         click.argument("file", type=click.Path(dir_okay=False, path_type=Path)),
         click.option("-i", "--inventory", required=True, type=click.Path(path_type=Path),
                      help="Ansible inventory (YAML, INI or a directory of them, read as "
                           "Ansible reads it) with every node of the cluster."),
-        click.option("-o", "--build-dir", default=Path("build"), show_default=True,
+        click.option(*build_dir_flags, "build_dir", default=Path("build"), show_default=True,
                      type=click.Path(file_okay=False, path_type=Path),
                      help="Where the file is compiled first."),
         click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
                      help="Cluster state directory (default .kubeforge/<cluster>)."),
-        click.option("--limit", "limit", multiple=True,
-                     help="Only these hosts (repeat, or comma-separated)."),
+        *([click.option("--limit", "limit", multiple=True,
+                        help="Only these hosts (repeat, or comma-separated).")] if limit else []),
         click.option("--known-hosts", type=click.Path(dir_okay=False, path_type=Path),
                      default=Path("~/.ssh/known_hosts"), show_default=True),
         click.option("--trust-on-first-use", is_flag=True,
@@ -40,9 +48,12 @@ def _common(fn):
         click.option("--jump-key", type=click.Path(dir_okay=False), default=None,
                      help="Private key for the jump host (default: the host's key)."),
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+
+    def decorate(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return decorate
 
 
 def _hosts(limit: tuple[str, ...]) -> frozenset[str]:

@@ -56,13 +56,19 @@ def parse_request(verb: str, resource: str, namespace: str, name: str = "") -> R
 
 def identity_for(program, user: str, groups: tuple[str, ...]) -> Identity:
     """``--as USER [--as-group G]...`` with kube-apiserver's impersonation rules; without
-    ``--as-group``, a user the file declares brings the groups its certificate carries."""
+    ``--as-group``, a user the file declares brings the groups its certificate carries, and
+    a declared token's user (``system:bootstrap:<id>``) the groups its Secret gives it."""
+    from kubeforge.compiler import tokens
     from kubeforge.compiler.rbac import impersonate
 
     if not groups:
         declared = next((s for s in program.subjects if s.kind == "User" and s.name == user), None)
         if declared is not None and declared.groups:
             return impersonate(user, declared.groups)
+        token = next((s for s in program.subjects
+                      if s.kind == "Token" and tokens.user_name(s.name) == user), None)
+        if token is not None:
+            return tokens.identity(token)
     return impersonate(user, groups or None)
 
 
@@ -75,7 +81,8 @@ def rbac() -> None:
 @click.argument("file", type=FILE)
 @click.argument("verb")
 @click.argument("resource")
-@click.option("--as", "as_user", required=True, help="User name, or system:serviceaccount:NS:NAME.")
+@click.option("--as", "as_user", required=True, help="User name, system:serviceaccount:NS:NAME, or a declared token's "
+                   "system:bootstrap:ID (`kubeconfig token` prints it).")
 @click.option("--as-group", "as_groups", multiple=True,
               help="A group (repeatable); replaces a declared user's groups, as kubectl does.")
 @click.option("-n", "--namespace", default="", help="Namespace (default: cluster-wide).")
@@ -157,10 +164,12 @@ def _cell(allowed: list[str], verbs: list[str]) -> str:
 
 @click.group("kubeconfig")
 def kubeconfig() -> None:
-    """Make kubeconfigs from the cluster's state directory."""
+    """Make kubeconfigs: client certificates and declared tokens from the state directory,
+    service-account tokens from the cluster."""
 
 
-def parse_ttl(text: str) -> dt.timedelta:
+def parse_ttl(text: str, minimum: int = 60,
+              too_short: str = "a certificate shorter than a minute is useless") -> dt.timedelta:
     from kubeforge.compiler.values import ValueProblem, duration_seconds
     from kubeforge.dsl.ast import Value
     from kubeforge.dsl.diagnostics import NO_SPAN
@@ -169,9 +178,8 @@ def parse_ttl(text: str) -> dt.timedelta:
         seconds = duration_seconds(Value("UNITNUM", text, NO_SPAN))
     except ValueProblem as problem:
         raise click.BadParameter(f"{problem} ({problem.hint})", param_hint="--ttl") from None
-    if seconds < 60:
-        raise click.BadParameter("a certificate shorter than a minute is useless",
-                                 param_hint="--ttl")
+    if seconds < minimum:
+        raise click.BadParameter(too_short, param_hint="--ttl")
     return dt.timedelta(seconds=seconds)
 
 

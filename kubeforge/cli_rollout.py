@@ -13,15 +13,15 @@ Exit codes: 0 done, 1 the cluster refused (no such revision, the rollout did not
 
 from __future__ import annotations
 
-import shlex
 import sys
 
 import click
 
-from kubeforge.cli_deploy import _common, _prepare, _ssh
+from kubeforge.cli_applier import kubectl as _kubectl
+from kubeforge.cli_applier import on_applier
+from kubeforge.cli_deploy import _common
 from kubeforge.errors import UsageError
 
-ADMIN = "/etc/kubernetes/admin.conf"
 #: Kinds `kubectl rollout` can undo, as the IR names them.
 ROLLABLE = ("Deployment", "StatefulSet", "DaemonSet")
 
@@ -51,28 +51,9 @@ def _workload(file, name: str, namespace: str | None):
     return workload
 
 
-def _session(file, inventory, build_dir, state_dir, known_hosts, trust, jump, jump_key):
-    dep = _prepare(file, inventory, build_dir, state_dir)
-    applier = next((s.host for s in dep.plan.steps if s.phase == "workloads"), None)
-    if applier is None:
-        raise UsageError(f"{file}: its plan applies no workloads (no control plane with a CNI)")
-    ssh = _ssh(known_hosts, trust, jump, jump_key)
-    return ssh, ssh.open(dep.hosts[applier]), applier
-
-
-def _kubectl(session, *args: str, timeout: float = 60):
-    script = shlex.join(("kubectl", "--kubeconfig", ADMIN, *args))
-    out = session.run(script, timeout=timeout)
-    return out.exit_code, out.stdout.decode(errors="replace"), out.stderr.decode(errors="replace")
-
-
 def _run(file, inventory, build_dir, state_dir, known_hosts, trust, jump, jump_key, body):
-    ssh, session, applier = _session(file, inventory, build_dir, state_dir, known_hosts, trust,
-                                     jump, jump_key)
-    try:
-        return body(session, applier)
-    finally:
-        ssh.close()
+    return on_applier(file, inventory, build_dir, state_dir, known_hosts, trust, jump, jump_key,
+                      lambda session, applier, _dep: body(session, applier))
 
 
 @click.group("rollout")

@@ -211,6 +211,9 @@ CASES: dict[str, str] = {
     "subject_body": "user alice { }",
     "member_of": "user alice { groups dev ops }",
     "bind": "user alice { bind edit in shop }",
+    "token": "token ci { ttl 24h  bind view in shop }",
+    "ttl": "token ci { ttl 90m }",
+    "description": 'token ci { description "CI pipeline"  ttl 1h }',
     # -- round 2: selectors, placement, hooks, metadata, patches, identities
     "aff_by": wl('affinity pods { app = "cache" } by "kubernetes.io/hostname"'),
     "aff_namespaces": wl('affinity pods cache namespaces other more'),
