@@ -181,6 +181,7 @@ def fmt(files: tuple[Path, ...], check_only: bool, write: bool) -> None:
 
 # Subcommands that live in their own modules register here.
 from kubeforge.cli_certs import certs; main.add_command(certs)  # noqa: E402,E702
+from kubeforge.cli_certs_renew import renew_cmd; certs.add_command(renew_cmd)  # noqa: E402,E702
 from kubeforge.cli_rbac import kubeconfig, rbac  # noqa: E402
 main.add_command(rbac)
 main.add_command(kubeconfig)
