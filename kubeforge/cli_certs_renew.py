@@ -46,9 +46,9 @@ def _renew_state(file, state_dir, names, everything, within, now):
     resumed = record is not None
     issued = []
     if chosen or record:
+        cas = pki_store.load_cas(state, now)
         record = (record or pki_renew.Renewal(now, ())).merged(chosen)
         record.save(state)  # before the first leaf changes: a killed run resumes from it
-        cas = pki_store.load_cas(state, now)
         issued = pki_renew.issue(state, record, pki_renew.leaves(cluster), cas, cluster, now)
     return cluster, state, record, resumed, [leaf.label for leaf in issued]
 
