@@ -21,9 +21,17 @@ from kubeforge.errors import UsageError
 def _within(text: str | None):
     if text is None:
         return None
-    from kubeforge.cli_rbac import parse_ttl
+    import datetime as dt
 
-    return parse_ttl(text)
+    from kubeforge.compiler.values import ValueProblem, duration_seconds
+    from kubeforge.dsl.ast import Value
+    from kubeforge.dsl.diagnostics import NO_SPAN
+
+    try:
+        return dt.timedelta(seconds=duration_seconds(Value("UNITNUM", text, NO_SPAN)))
+    except ValueProblem as problem:
+        raise click.BadParameter(f"{problem} ({problem.hint})",
+                                 param_hint="--expiring-within") from None
 
 
 def _renew_state(file, state_dir, names, everything, within, now):

@@ -32,6 +32,7 @@ def _run(tmp_path, *args, validity="365d"):
     (("--all", "--limit", "cp1"), "--limit: a renewal works through every node"),
     (("kubelet.conf",), "kubelet.conf is not renewed by kubeforge"),
     (("apiserver@cp9",), "cluster c has no certificate apiserver on node cp9"),
+    (("--all", "--expiring-within", "soon"), "`soon` is not a duration"),
 ])
 def test_usage_errors(tmp_path, args, message):
     proc = _run(tmp_path, "certs", "renew", "c.kf", *args)
