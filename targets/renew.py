@@ -232,6 +232,24 @@ def renew_host(cluster: Cluster, node: ClusterNode, runner: StepRunner, steps,
     return result
 
 
+def stale_warnings(cluster: Cluster, sessions) -> list[str]:
+    """For `plan --probe`: components running with certificates older than their files (an
+    `apply` uploaded re-issued leaves, or a renewal was interrupted). Read-only."""
+    out = []
+    for node in order(cluster):
+        components = components_for(cluster, node)
+        try:
+            result = sessions.get(node.name).run(status_script(components), timeout=60)
+        except TargetError:
+            continue  # the plan's own probe reports unreachable hosts
+        stale = parse_status(result.stdout.decode(errors="replace")).stale(components)
+        if result.exit_code == 0 and stale:
+            out.append(f"{node.name}: {', '.join(c.name for c in stale)} started before its "
+                       "certificate files changed and still uses the old ones; run "
+                       "`kubeforge certs renew FILE -i INV` to restart exactly those")
+    return out
+
+
 def order(cluster: Cluster) -> tuple[ClusterNode, ...]:
     """Control planes first (in file order), then etcd-only members; workers hold none of
     the files."""

@@ -260,3 +260,19 @@ def load_program_text(text: str):
         (Path(d) / "c.kf").write_text(text)
         return load_program(Path(d) / "c.kf")[0].cluster
 
+
+
+def test_plan_probe_names_components_running_older_certificates(lab):
+    """An apply uploads re-issued leaves but restarts nothing: `plan --probe` says which
+    components still run the old ones; after a renewal it says nothing."""
+    runner = lab.runner()
+    assert renew.stale_warnings(lab.cluster, runner.sessions) == []
+    lab.renew_state("apiserver-kubelet-client@cp3", "controller-manager.conf@cp3")
+    runner = lab.runner()
+    for step in lab.dep.plan.steps:  # what `apply` does with the new build
+        if step.action.kind == "upload" and step.host == "cp3":
+            runner.run(step)
+    (warning,) = renew.stale_warnings(lab.cluster, runner.sessions)
+    assert warning.startswith("cp3: kube-apiserver, kube-controller-manager started before")
+    lab.run()
+    assert renew.stale_warnings(lab.cluster, lab.runner().sessions) == []
