@@ -102,8 +102,8 @@ def renew_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_o
     if names and everything:
         raise UsageError("name certificates or pass --all, not both")
     now = renew.now_utc()
-    cluster, state, record, resumed, issued = _renew_state(file, state_dir, tuple(names), everything,
-                                                  _within(within), now)
+    cluster, state, record, resumed, issued = _renew_state(
+        file, state_dir, tuple(names), everything, _within(within), now)
     dep = _prepare(file, inventory, build_dir, state_dir)  # the build now holds the new leaves
     paths = {p for leaf in pki_renew.leaves(cluster) for _, p in leaf.host_files}
     ssh = _ssh(known_hosts, trust_on_first_use, jump, jump_key)
@@ -122,7 +122,7 @@ def renew_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_o
                     f"restarted {', '.join(result.restarted)}" if result.restarted else "")))
                 click.echo(f"{node.name}: " + (f"FAILED: {result.error}" if result.error
                                                else did or "up to date")
-                           + f" ({result.seconds:.1f}s)", err=bool(result.error))
+                           + f" ({result.seconds:.1f}s)", err=True)  # progress, as apply's
             if result.error:
                 break  # never touch the next control plane while one is unhealthy
     finally:

@@ -98,7 +98,8 @@ def status_script(components: tuple[Component, ...]) -> str:
         else:
             lines.append(
                 f"if systemctl is-active --quiet {n}; then t=$(systemctl show -p "
-                f"ExecMainStartTimestamp --value {n}) && echo \"C {n} - $(date -d \"$t\" +%s.%N)\"; fi")
+                f"ExecMainStartTimestamp --value {n}) && "
+                f"echo \"C {n} - $(date -d \"$t\" +%s.%N)\"; fi")
     for path in sorted({p for c in components for p in c.reads}):
         q = shlex.quote(path)
         lines.append(f"[ -e {q} ] && echo \"F {q} $(stat -c %.9Y {q})\"")
