@@ -33,12 +33,14 @@ from tests.k8s.ha_cluster import HaCluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-#: The bound asserted for the API through the VIP while API servers restart one at a time:
-#: haproxy needs up to two failed 5 s health checks to take a stopped API server out, and
-#: new connections sent to it meanwhile fail; so some requests may fail, but never for
-#: longer than this without a successful answer, and most succeed.
-MAX_GAP_S = 30.0
-MIN_SUCCESS = 0.8
+#: The bound asserted for the API through the VIP while etcd and the API server restart on
+#: one control plane at a time: haproxy needs up to two failed 5 s health checks to take a
+#: stopped API server out, and a new connection it sends there meanwhile is cut (the client
+#: sees an EOF in the TLS handshake), so a few requests may fail; but never longer than this
+#: without a successful answer, and at least this share succeeds. Measured on the loaded
+#: 2-core machine: 7 of 721 failed (1 %), the longest stretch without an answer 2.6 s.
+MAX_GAP_S = 15.0
+MIN_SUCCESS = 0.95
 COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]
 
 
