@@ -38,7 +38,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 #: stopped API server out, and a new connection it sends there meanwhile is cut (the client
 #: sees an EOF in the TLS handshake), so a few requests may fail; but never longer than this
 #: without a successful answer, and at least this share succeeds. Measured on the loaded
-#: 2-core machine: 7 of 721 failed (1 %), the longest stretch without an answer 2.6 s.
+#: 2-core machine, two runs: 7 of 721 and 13 of 686 failed (1-2 %), the longest stretch
+#: without an answer 2.6 s.
 MAX_GAP_S = 15.0
 MIN_SUCCESS = 0.95
 COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]
