@@ -126,6 +126,17 @@ def ensure_cas(cluster: Cluster, state: StateDir, now: dt.datetime) -> CAs:
     return CAs(**made)
 
 
+def load_cas(state: StateDir, now: dt.datetime) -> CAs:
+    """The three CAs as stored, for re-issuing leaves outside a compile; StateError when one
+    was never made (nothing is made here)."""
+    made = {attr: _load_ca(state, file, cn, aware(now)) for attr, file, cn in _CA_NAMES}
+    missing = [file for attr, file, _ in _CA_NAMES if made[attr] is None]
+    if missing:
+        raise StateError(f"no CA {', '.join(missing)} in {state.root}: compile and apply the "
+                         "cluster first")
+    return CAs(**made)
+
+
 def load_cluster_ca(state: StateDir) -> CertificateAuthority:
     """The cluster CA (``ca``) as stored; StateError if it was never made."""
     ca = _load_ca(state, "ca", "kubernetes", None)

@@ -78,7 +78,8 @@ LAZY: dict[str, tuple[str, str, str]] = {
               "Compile FILE and bring the inventory's hosts to its plan; resumes after a failure."),
     "bundle": ("kubeforge.cli_bundle", "bundle",
                "Offline bundles: binaries and image archives built from the Go module proxy."),
-    "certs": ("kubeforge.cli_certs", "certs", "Inspect the certificates of a compiled cluster."),
+    "certs": ("kubeforge.cli_certs_renew", "certs",
+              "Inspect the certificates of a compiled cluster, and renew them on its hosts."),
     "kubeconfig": ("kubeforge.cli_tokens", "kubeconfig",
                    "Make kubeconfigs: client certificates and declared tokens from the state "
                    "directory, service-account tokens from the cluster."),

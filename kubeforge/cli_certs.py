@@ -8,86 +8,17 @@ parts; key material is never opened or printed.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import json
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import click
-import yaml
 from cryptography import x509
-from cryptography.x509.oid import NameOID
 
+from kubeforge.compiler.cert_scan import CertRow, common_name, scan
 from kubeforge.errors import UsageError
 
-CERT_SUFFIXES = (".crt", ".pem")
-KUBECONFIG_SUFFIXES = (".conf", ".kubeconfig")
-
-
-@dataclass(frozen=True)
-class CertRow:
-    path: str  # relative to the build dir; "file.conf#user" for kubeconfig-embedded certs
-    kind: str  # certificate | kubeconfig
-    subject: str
-    is_ca: bool
-    issuer: x509.Name
-    not_after: dt.datetime
-
-
-def _common_name(name: x509.Name) -> str:
-    cn = name.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(cn[0].value) if cn else name.rfc4514_string()
-
-
-def _is_ca(cert: x509.Certificate) -> bool:
-    try:
-        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        return False
-
-
-def _row(path: str, kind: str, cert: x509.Certificate) -> CertRow:
-    return CertRow(path, kind, _common_name(cert.subject), _is_ca(cert), cert.issuer,
-                   cert.not_valid_after_utc)
-
-
-def _kubeconfig_rows(rel: str, data: bytes) -> list[CertRow]:
-    try:
-        doc = yaml.safe_load(data)
-    except yaml.YAMLError:
-        return []
-    if not isinstance(doc, dict) or doc.get("kind") != "Config":
-        return []
-    rows = []
-    for entry in doc.get("users") or ():
-        encoded = ((entry or {}).get("user") or {}).get("client-certificate-data")
-        if not encoded:
-            continue  # token users, or a file reference such as kubelet-client-current.pem
-        try:
-            cert = x509.load_pem_x509_certificate(base64.b64decode(encoded))
-        except (ValueError, binascii.Error):
-            continue
-        rows.append(_row(f"{rel}#{entry.get('name', '')}", "kubeconfig", cert))
-    return rows
-
-
-def scan(root: Path) -> list[CertRow]:
-    """Every certificate under ``root`` (leaf first for chain files), sorted by path."""
-    rows: list[CertRow] = []
-    for file in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = file.relative_to(root).as_posix()
-        if file.suffix in CERT_SUFFIXES:
-            try:
-                rows.append(_row(rel, "certificate", x509.load_pem_x509_certificate(
-                    file.read_bytes())))
-            except ValueError:
-                continue  # e.g. a key-only .pem: not a certificate
-        elif file.suffix in KUBECONFIG_SUFFIXES or PurePosixPath(rel).parts[0] == "kubeconfigs":
-            rows += _kubeconfig_rows(rel, file.read_bytes())
-    return rows
-
+__all__ = ["CertRow", "certs", "residual", "scan"]
 
 def authority_label(path: str) -> str:
     """kubeadm's name for a CA file: pki/ca.crt -> ca, pki/etcd/ca.crt -> etcd-ca."""
@@ -119,7 +50,7 @@ def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 
 @click.group()
 def certs() -> None:
-    """Inspect the certificates of a compiled cluster."""
+    """Inspect the certificates of a compiled cluster, and renew them on its hosts."""
 
 
 @certs.command("check-expiration")
@@ -150,7 +81,7 @@ def check_expiration(build_dir: Path, as_json: bool, at: str | None) -> None:
     def record(row: CertRow) -> dict:
         left = row.not_after - now
         return {"path": row.path, "kind": row.kind, "subject": row.subject, "is_ca": row.is_ca,
-                "authority": "" if row.is_ca else labels.get(row.issuer, _common_name(row.issuer)),
+                "authority": "" if row.is_ca else labels.get(row.issuer, common_name(row.issuer)),
                 "expires": row.not_after.isoformat(), "residual_seconds": int(left.total_seconds()),
                 "residual": residual(left), "expired": left.total_seconds() <= 0}
 

@@ -87,6 +87,23 @@ def _selection(limit, phase=None, until=None):
     return Selection(_hosts(limit), phase, until)
 
 
+def _stale_certificates(file, dep, target) -> list[str]:
+    """Components on the hosts that run with certificates older than their files."""
+    from kubeforge.compiler.lower import load_program
+    from kubeforge.targets.execute import Sessions
+    from kubeforge.targets.renew import stale_warnings
+
+    cluster = load_program(file)[0].cluster
+    sessions = Sessions(target, dep.hosts)
+    try:
+        found = stale_warnings(cluster, sessions)
+    finally:
+        sessions.close()
+    for warning in found:
+        click.echo(f"warning: {warning}", err=True)
+    return found
+
+
 @click.command("plan")
 @_common
 @click.option("--phase", help="Only this phase.")
@@ -102,10 +119,12 @@ def plan_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on
 
     dep = _prepare(file, inventory, build_dir, state_dir)
     target = _ssh(known_hosts, trust_on_first_use, jump, jump_key) if probe else None
+    stale = _stale_certificates(file, dep, target) if probe else []
     verdicts = review.review(dep, _selection(limit, phase, until), target)
     report = review.as_dict(dep, verdicts, probe)
     report["remove"] = removal.describe(
         dep.plan, removal.leaving(dep.plan, dep.load_state(), dep.former))
+    report["warnings"] += stale
     click.echo(json.dumps(report, indent=2) if as_json else review.render(report))
     if report["blocked"] or report["failing"]:
         sys.exit(1)

@@ -23,6 +23,7 @@ from rich.console import Console
 
 from kubeforge.compiler.artifacts import write_atomic
 from kubeforge.compiler.build import compile_file, default_state_dir
+from kubeforge.compiler.cert_scan import expiry_warnings
 from kubeforge.compiler.inventory import InventoryProblem, load_inventory
 from kubeforge.compiler.plan import Plan
 from kubeforge.compiler.state import StateDir
@@ -106,18 +107,21 @@ def address_warnings(plan: Plan, hosts: dict[str, HostSpec], inventory: Path) ->
 
 
 def prepare(source: Path, inventory: Path, build_dir: Path,
-            state_dir: Path | None = None) -> Deployment:
-    """Compile ``source`` into ``build_dir`` and pair its plan with ``inventory``."""
+            state_dir: Path | None = None, now: dt.datetime | None = None) -> Deployment:
+    """Compile ``source`` into ``build_dir`` and pair its plan with ``inventory``; the
+    warnings say which of the build's certificates end soon (at ``now``, default the clock)."""
     # A file or a directory of inventories; a device, a pipe or a loop says what it is.
     problem = None if os.path.isdir(inventory) else path_problem(inventory)
     if problem:
         raise UsageError(f"inventory {inventory} {problem}")
-    result = compile_file(source, build_dir, state_dir=state_dir)
+    now = now or dt.datetime.now(dt.timezone.utc)
+    result = compile_file(source, build_dir, state_dir=state_dir, now=now)
     plan = Plan.from_json((result.root / "plan.json").read_text())
     state = Path(state_dir) if state_dir else default_state_dir(plan.cluster)
     applied = ApplyState.load(state / "apply-state.json", plan.cluster)
     hosts, former = map_hosts(plan, Path(inventory), frozenset(applied.hosts() | applied.removed))
-    warnings = address_warnings(plan, hosts, Path(inventory))
+    warnings = [*address_warnings(plan, hosts, Path(inventory)),
+                *expiry_warnings(result.root, now)]
     for name in sorted(set(former) & applied.removed - applied.hosts()):
         del former[name]
         warnings.append(f"{inventory}: {name} was removed from cluster {plan.cluster} by an "
