@@ -79,6 +79,7 @@ LAZY: dict[str, tuple[str, str, str]] = {
     "bundle": ("kubeforge.cli_bundle", "bundle",
                "Offline bundles: binaries and image archives built from the Go module proxy."),
     "certs": ("kubeforge.cli_certs", "certs", "Inspect the certificates of a compiled cluster."),
+    "etcd": ("kubeforge.cli_etcd", "etcd", "Snapshots of the cluster's etcd, and restoring one."),
     "kubeconfig": ("kubeforge.cli_rbac", "kubeconfig",
                    "Make kubeconfigs from the cluster's state directory."),
     "plan": ("kubeforge.cli_deploy", "plan_cmd",
