@@ -196,6 +196,10 @@ def _restore(cluster: Cluster, node: ClusterNode, sha256: str) -> str:
     }
     restore = " ".join(f"{k}={shlex.quote(v)}" for k, v in args.items())
     return f"""set -eu
+# One restore at a time on this host: a run killed on this machine may leave its remote half
+# running; the next run waits for it instead of restoring into the same directory.
+exec 9>{STAGING}.lock
+flock -w 900 9 || {{ echo "member {node.name}: another restore still runs here"; exit 1; }}
 want={sha256}
 if [ "$(cat {STAGING}/restored 2>/dev/null)" = "$want" ]; then
   echo "member {node.name}: restored already"; exit 0

@@ -260,6 +260,7 @@ def test_the_restore_step_runs_once_per_snapshot(tmp_path, restored):
     if restored:
         (staging / "restored").write_text("ef" * 32 + "\n")
     head = script.split("echo \"$want  ")[0].replace(S.STAGING, str(staging))
+    assert "flock -w 900 9" in head  # an orphaned half of a killed run is waited for
     proc = subprocess.run(["sh", "-c", head + "echo WOULD-RESTORE"], capture_output=True,
                           text=True)
     assert ("restored already" in proc.stdout) == restored
