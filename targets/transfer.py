@@ -9,24 +9,18 @@ that looks whole.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shlex
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import paramiko
 
+from kubeforge.bundle.digest import CHUNK, sha256_file
 from kubeforge.targets.base import ConnectionLost, TargetError
 
-CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+__all__ = ["fetch", "send", "remote_sha256", "sha256_file"]
 
 
 def _run(session, script: str, timeout: float = 300) -> str:
@@ -36,11 +30,22 @@ def _run(session, script: str, timeout: float = 300) -> str:
     return out.stdout.decode().strip()
 
 
-def _sftp(session):
+@contextmanager
+def _sftp(session, what: str) -> Iterator[object]:
+    """An SFTP client of ``session``, closed afterwards; a dropped connection is
+    ConnectionLost, a file that cannot be read or written a TargetError naming ``what``."""
     try:
-        return session.sftp()
+        sftp = session.sftp()
     except AttributeError:
         raise TargetError(f"{session.host.name}: this connection has no SFTP") from None
+    try:
+        yield sftp
+    except (paramiko.SSHException, EOFError) as exc:
+        raise ConnectionLost(f"{session.host.name}: {what}: {exc}") from exc
+    except OSError as exc:
+        raise TargetError(f"{session.host.name}: {what}: {exc}") from None
+    finally:
+        sftp.close()
 
 
 def fetch(session, remote: str, local: Path, sha256: str) -> None:
@@ -51,18 +56,13 @@ def fetch(session, remote: str, local: Path, sha256: str) -> None:
         user = shlex.quote(session.host.user)
         staged = _run(session, f"t=$(mktemp /tmp/kubeforge-etcd.XXXXXX) && cat "
                                f"{shlex.quote(remote)} > \"$t\" && chown {user} \"$t\" && echo \"$t\"")
-    sftp = _sftp(session)
     try:
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # a leftover .part of another mode
-        with os.fdopen(fd, "wb") as out:
-            sftp.getfo(staged or remote, out)
-    except (paramiko.SSHException, EOFError) as exc:
-        raise ConnectionLost(f"{session.host.name}: fetching {remote}: {exc}") from exc
-    except OSError as exc:
-        raise TargetError(f"{session.host.name}: fetching {remote} to {local}: {exc}") from None
+        with _sftp(session, f"fetching {remote} to {local}") as sftp:
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)  # a leftover .part of another mode
+            with os.fdopen(fd, "wb") as out:
+                sftp.getfo(staged or remote, out)
     finally:
-        sftp.close()
         if staged:
             _run(session, f"rm -f {shlex.quote(staged)}")
     got = sha256_file(part)
@@ -81,21 +81,13 @@ def send(session, local: Path, remote: str, sha256: str) -> None:
     # As another login user, the copy waits in /tmp under a random name, 0600 and owned by
     # that user (only it and root can read it), until sudo moves it into place.
     staged = f"/tmp/kubeforge-etcd-{os.urandom(8).hex()}" if session.host.needs_sudo else None
-    sftp = _sftp(session)
-    try:
-        with open(local, "rb") as f:
-            handle = sftp.open(staged or temp, "wb")
-            handle.chmod(0o600)  # before any byte lands
-            with handle:
-                handle.set_pipelined(True)
-                while chunk := f.read(CHUNK):
-                    handle.write(chunk)
-    except (paramiko.SSHException, EOFError) as exc:
-        raise ConnectionLost(f"{session.host.name}: sending {local}: {exc}") from exc
-    except OSError as exc:
-        raise TargetError(f"{session.host.name}: sending {local} to {remote}: {exc}") from None
-    finally:
-        sftp.close()
+    with _sftp(session, f"sending {local} to {remote}") as sftp, open(local, "rb") as f:
+        handle = sftp.open(staged or temp, "wb")
+        handle.chmod(0o600)  # before any byte lands
+        with handle:
+            handle.set_pipelined(True)
+            while chunk := f.read(CHUNK):
+                handle.write(chunk)
     source = shlex.quote(staged or temp)
     _run(session, f"set -e; echo '{sha256}  '{source} | sha256sum -c --quiet; "
                   f"install -m 0600 -o root -g root {source} {target}; rm -f {source}")
