@@ -153,7 +153,8 @@ def _back(manifests: tuple[str, ...]) -> list[str]:
 
 def _wait_ports(ports: tuple[int, ...], seconds: int = 240) -> str:
     pattern = "|".join(str(p) for p in ports)
-    busy = f"ss -Htln | awk '{{print $4}}' | grep -Eq ':({pattern})$'"
+    # inside the double quotes of `sh -c "..."`: awk's field needs its `$` escaped
+    busy = f"ss -Htln | awk '{{print \\$4}}' | grep -Eq ':({pattern})$'"
     return (f"timeout {seconds} sh -c \"while {busy}; do sleep 2; done\" || {{ echo \"still "
             f"listening on one of ports {', '.join(map(str, ports))} after {seconds}s\"; "
             "exit 1; }")

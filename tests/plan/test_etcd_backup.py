@@ -300,3 +300,22 @@ def test_stacked_etcd_with_packages_has_no_etcdctl_for_the_policy(tmp_path):
     text = info.value.render()
     assert "c.kf:8:3: error[E115]: `backup` with `etcd stacked` needs etcdctl" in text
     assert "install bundle" in text
+
+
+@pytest.mark.parametrize("listening, code", [("127.0.0.1:2379", 1), ("10.77.0.11:6443", 1),
+                                             ("*:8443", 0)])
+def test_the_stop_step_waits_until_etcd_and_the_api_server_are_gone(tmp_path, listening,
+                                                                     code):
+    """The stop script's wait, run against a fake `ss`: a listener on an etcd or API port
+    keeps it waiting (here until its shortened deadline), another port does not."""
+    (tmp_path / "c.kf").write_text(STACKED.replace("BACKUP", "").replace(
+        'install bundle path "bundle"', "install preinstalled"))
+    stop = S.restore_hosts(load_program(tmp_path / "c.kf")[0].cluster, "ab" * 32)[0].stop
+    wait = stop.splitlines()[-1].replace("timeout 240 ", "timeout 3 ")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "ss").write_text(f"#!/bin/sh\necho 'LISTEN 0 4096 {listening} 0.0.0.0:*'\n")
+    (fake / "ss").chmod(0o755)
+    proc = subprocess.run(["sh", "-c", wait], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"})
+    assert proc.returncode == code, proc.stdout + proc.stderr

@@ -140,10 +140,13 @@ def test_backup_wipe_and_restore(with_policy, tmp_path):
 
     # The objects go, then every member's data.
     ha.kubectl("delete", "namespace", NAMESPACE, "--wait=true", timeout=300)
+    for cp in CONTROL_PLANES:  # etcd stopped on all three, its data removed, started again
+        assert ha.ssh(cp, "mv /etc/kubernetes/manifests/etcd.yaml /root/etcd.yaml")[0] == 0
     for cp in CONTROL_PLANES:
-        code, out = ha.ssh(cp, "set -e; mv /etc/kubernetes/manifests/etcd.yaml /root/etcd.yaml; "
-                               "timeout 50 sh -c \"while ss -Htln | grep -q ':2379 '; do sleep 1; "
-                               "done\"; rm -rf /var/lib/etcd/member; "
+        ha.wait(f"etcd stopped on {cp}", lambda cp=cp: ha.ssh(
+            cp, "ss -Htln | awk '{print $4}' | grep -Eq ':2379$'")[0] == 1, 180)
+    for cp in CONTROL_PLANES:
+        code, out = ha.ssh(cp, "rm -rf /var/lib/etcd/member && "
                                "mv /root/etcd.yaml /etc/kubernetes/manifests/etcd.yaml")
         assert code == 0, (cp, out)
     ha.wait("the API lost the guestbook's Deployment", lambda: _gone_or_unanswered(ha), 300)
