@@ -319,3 +319,58 @@ def test_the_stop_step_waits_until_etcd_and_the_api_server_are_gone(tmp_path, li
     proc = subprocess.run(["sh", "-c", wait], capture_output=True, text=True, timeout=30,
                           env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"})
     assert proc.returncode == code, proc.stdout + proc.stderr
+
+
+FAKE_ETCDUTL_RESTORE = """#!/bin/sh
+# `snapshot restore SNAP ... --data-dir=DIR ...`: DIR/member holds the snapshot's bytes
+echo "$@" >> "$FAKE_LOG"
+for a in "$@"; do case "$a" in --data-dir=*) dir="${a#--data-dir=}";; esac; done
+[ ! -e "$dir" ] || { echo "data-dir $dir exists" >&2; exit 1; }
+mkdir -p "$dir/member" && cp "$3" "$dir/member/db"
+"""
+
+
+def test_the_restore_step_swaps_data_and_converges_after_an_interruption(tmp_path):
+    """The member's restore script with its root paths moved under tmp_path and a fake
+    etcdutl: the data is swapped (the replaced data kept), a second run does nothing, and a
+    run killed between moving the old data aside and moving the new data in is repaired by
+    the next run without losing the data that was replaced first."""
+    (tmp_path / "c.kf").write_text(EXTERNAL)
+    cluster = load_program(tmp_path / "c.kf")[0].cluster
+    snapshot = b"the snapshot"
+    sha = hashlib.sha256(snapshot).hexdigest()
+    staging, data = tmp_path / "staging", tmp_path / "etcd-data"
+    script = S.restore_hosts(cluster, sha)[1].restore.replace(S.STAGING, str(staging)) \
+        .replace("/var/lib/etcd", str(data))
+    staging.mkdir()
+    (staging / "snapshot.db").write_bytes(snapshot)
+    (data / "member").mkdir(parents=True)
+    (data / "member" / "db").write_text("destroyed data")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "etcdutl").write_text(FAKE_ETCDUTL_RESTORE)
+    (bin_dir / "etcdutl").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
+           "FAKE_LOG": str(tmp_path / "log")}
+
+    def run() -> str:
+        proc = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    assert "member e2: restored" in run()
+    assert (data / "member/db").read_bytes() == snapshot
+    assert (staging / "before-restore/member/db").read_text() == "destroyed data"
+    assert (data.stat().st_mode & 0o777) == 0o700
+    log = (tmp_path / "log").read_text()
+    assert "--name=e2 " in log and "--initial-advertise-peer-urls=https://10.77.0.32:2380" in log
+    assert "restored already" in run() and log == (tmp_path / "log").read_text()
+
+    # killed after `mv DATA before-restore`, before the new data moved in
+    (staging / "restored").unlink()
+    shutil.rmtree(data)
+    (staging / "data" / "member").mkdir(parents=True)
+    assert "member e2: restored" in run()
+    assert (data / "member/db").read_bytes() == snapshot
+    assert (staging / "before-restore/member/db").read_text() == "destroyed data"
