@@ -19,13 +19,19 @@ from kubeforge.targets.base import JumpHost, SshOptions
 TARGETS = ("ssh", "ansible")
 
 
-def _common(fn):
+def _common(fn=None, *, short_build_dir: bool = True):
+    """FILE and the options of every command that reaches the hosts. With
+    ``short_build_dir=False`` (``@_common(short_build_dir=False)``) the build directory is
+    ``--build-dir`` only, leaving ``-o`` to the command (`etcd backup`'s output)."""
+    if fn is None:
+        return lambda f: _common(f, short_build_dir=short_build_dir)
+    build_dir = ("-o", "--build-dir") if short_build_dir else ("--build-dir",)
     options = [
         click.argument("file", type=click.Path(dir_okay=False, path_type=Path)),
         click.option("-i", "--inventory", required=True, type=click.Path(path_type=Path),
                      help="Ansible inventory (YAML, INI or a directory of them, read as "
                           "Ansible reads it) with every node of the cluster."),
-        click.option("-o", "--build-dir", default=Path("build"), show_default=True,
+        click.option(*build_dir, "build_dir", default=Path("build"), show_default=True,
                      type=click.Path(file_okay=False, path_type=Path),
                      help="Where the file is compiled first."),
         click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),

@@ -41,8 +41,8 @@ def etcd() -> None:
 
 
 @etcd.command("backup")
-@_common
-@click.option("-d", "--dir", "out_dir", default=Path("."), show_default=True,
+@_common(short_build_dir=False)
+@click.option("-o", "--out", "out_dir", default=Path("."), show_default=True,
               type=click.Path(file_okay=False, path_type=Path),
               help="Where the snapshot is written (0600, named after the cluster, member "
                    "and time).")
@@ -68,7 +68,7 @@ def backup_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_
 
 
 @etcd.command("restore")
-@_common
+@_common(short_build_dir=False)
 @click.argument("snapshot", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--yes", is_flag=True, help="Do not ask: replace every member's data.")
 @click.option("--timeout", default=900, show_default=True, type=click.IntRange(min=30),

@@ -121,7 +121,7 @@ def test_backup_wipe_and_restore(with_policy, tmp_path):
 
     # kubeforge etcd backup: one snapshot now, fetched here, reported truthfully.
     started = time.monotonic()
-    code, out, err = _finish(_kubeforge(ha, "backup", "-d", str(tmp_path), "--json"))
+    code, out, err = _finish(_kubeforge(ha, "backup", "-o", str(tmp_path), "--json"))
     REPORT["etcd_backup_s"] = round(time.monotonic() - started, 1)
     assert code == 0, err[-4000:]
     snap = json.loads(out)
