@@ -55,7 +55,6 @@ set -eu
 dir=${{1:?usage: kubeforge-etcd-backup DIR KEEP}}
 keep=${{2:?usage: kubeforge-etcd-backup DIR KEEP}}
 PATH="$PATH:/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin"
-export ETCDCTL_API=3
 umask 077
 install -d -m 0700 "$dir"
 stamp=$(date -u +%Y%m%dT%H%M%S.%NZ)
@@ -133,9 +132,9 @@ def prepare_script(sha256: str) -> str:
 
 
 def snapshot_check_script() -> str:
-    """Exit 0 if the uploaded snapshot is a readable etcd snapshot (its hash checked)."""
+    """Exit 0 if the uploaded snapshot opens as an etcd snapshot (etcdutl reads its status)."""
     return (f"PATH=\"$PATH:/usr/local/bin\"; if command -v etcdutl >/dev/null 2>&1; then "
-            f"etcdutl snapshot status {STAGING}/snapshot.db -w json; else ETCDCTL_API=3 "
+            f"etcdutl snapshot status {STAGING}/snapshot.db -w json; else "
             f"etcdctl snapshot status {STAGING}/snapshot.db -w json; fi")
 
 
@@ -211,7 +210,7 @@ if command -v etcdutl >/dev/null 2>&1; then
   etcdutl snapshot restore {STAGING}/snapshot.db {restore} \\
     --bump-revision={BUMP_REVISION} --mark-compacted >&2
 else
-  ETCDCTL_API=3 etcdctl snapshot restore {STAGING}/snapshot.db {restore} >&2
+  etcdctl snapshot restore {STAGING}/snapshot.db {restore} >&2
 fi
 chmod 0700 {STAGING}/data
 # The replaced data is kept once per restore: a re-run after an interruption must not
@@ -230,7 +229,7 @@ echo "member {node.name}: restored"
 def health_script(cluster: Cluster) -> str:
     """Exit 0 once every member answers healthy (run on the first member)."""
     endpoints = ",".join(client_url(m) for m in cluster.etcd_nodes)
-    return (f"PATH=\"$PATH:/usr/local/bin\"; ETCDCTL_API=3 etcdctl --endpoints={endpoints} "
+    return (f"PATH=\"$PATH:/usr/local/bin\"; etcdctl --endpoints={endpoints} "
             f"{tls_args()} endpoint health")
 
 
