@@ -246,9 +246,14 @@ def finish_script() -> str:
             f"mv {STAGING}/before-restore {BEFORE_RESTORE}; fi; rm -rf {STAGING}")
 
 
-def tools_script() -> str:
-    """Exit 1 naming what is missing when a member cannot snapshot or restore."""
-    return ("PATH=\"$PATH:/usr/local/bin:/usr/local/sbin\"; missing=''; "
-            "for b in etcdctl sha256sum ss; do command -v $b >/dev/null 2>&1 "
-            "|| missing=\"$missing $b\"; done; "
-            "[ -z \"$missing\" ] || { echo \"missing:$missing\"; exit 1; }")
+def tools_script(restore: bool = False) -> str:
+    """Exit 1 naming what is missing when a member cannot snapshot (or ``restore``): a
+    restore needs etcdutl, or an etcdctl older than 3.5 (which still restores itself)."""
+    need = "etcdctl sha256sum ss" + (" flock" if restore else "")
+    script = ("PATH=\"$PATH:/usr/local/bin:/usr/local/sbin\"; missing=''; "
+              f"for b in {need}; do command -v $b >/dev/null 2>&1 "
+              "|| missing=\"$missing $b\"; done; ")
+    if restore:
+        script += ("command -v etcdutl >/dev/null 2>&1 || etcdctl version 2>/dev/null "
+                   "| grep -Eq '^etcdctl version: 3\\.[0-4]\\.' || missing=\"$missing etcdutl\"; ")
+    return script + "[ -z \"$missing\" ] || { echo \"missing:$missing\"; exit 1; }"

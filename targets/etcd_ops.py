@@ -160,7 +160,8 @@ def restore(cluster: Cluster, hosts: Hosts, snapshot: Path, say: Say,
         clock = time.monotonic()
         say(f"{name}: done in {times[name]}s")
 
-    hosts.each(members, lambda n: hosts.run(n, S.tools_script(), 30, "the etcd tools check"))
+    hosts.each(members, lambda n: hosts.run(n, S.tools_script(restore=True), 30,
+                                            "the etcd tools check"))
     hosts.each(everyone, lambda n: hosts.run(n, S.prepare_script(sha), 60, "prepare"))
 
     def upload(name: str) -> None:

@@ -374,3 +374,23 @@ def test_the_restore_step_swaps_data_and_converges_after_an_interruption(tmp_pat
     assert "member e2: restored" in run()
     assert (data / "member/db").read_bytes() == snapshot
     assert (staging / "before-restore/member/db").read_text() == "destroyed data"
+
+
+@pytest.mark.parametrize("version, etcdutl, ok", [("3.6.5", False, False), ("3.6.5", True, True),
+                                                  ("3.4.23", False, True)])
+def test_a_restore_needs_etcdutl_or_an_etcdctl_that_still_restores(tmp_path, version, etcdutl,
+                                                                   ok):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    programs = {"etcdctl": f"#!/bin/sh\necho 'etcdctl version: {version}'\n"}
+    if etcdutl:
+        programs["etcdutl"] = "#!/bin/sh\n"
+    for name, text in programs.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin"}
+    proc = subprocess.run(["sh", "-c", S.tools_script(restore=True)], env=env,
+                          capture_output=True, text=True)
+    assert (proc.returncode == 0) == ok, proc.stdout
+    assert ok or proc.stdout.strip() == "missing: etcdutl"
+    assert subprocess.run(["sh", "-c", S.tools_script()], env=env).returncode == 0
