@@ -51,7 +51,10 @@ def with_policy(cluster):
 def test_adding_the_policy_runs_only_its_steps(with_policy):
     _, changed = with_policy
     assert changed, "the policy changed nothing"
-    assert all("kubeforge-etcd-backup" in step for step in changed), changed
+    # keep-originals records what was at the policy's new paths before (reset gives it back)
+    assert all("kubeforge-etcd-backup" in step or step.endswith("/os-prepare/keep-originals")
+               for step in changed), changed
+    assert any("service-kubeforge-etcd-backup.timer" in step for step in changed), changed
     assert {s.split("/")[0] for s in changed} == set(CONTROL_PLANES)
 
 
