@@ -76,7 +76,10 @@ def _etcd(cluster: HaCluster) -> dict:
     """`kubeforge etcd backup` and `etcd restore` of the running cluster (the restore puts
     back the state the backup saw, so nothing is lost here)."""
     started = time.monotonic()
-    proc = cluster.on_hosts("etcd", "backup", "-o", str(cluster.root / "snapshots"))
+    proc = cluster.kubeforge("etcd", "backup", str(cluster.kf), "-o",
+                             str(cluster.root / "snapshots"), "-i",
+                             str(cluster.sandbox_dir / "inventory.yaml"), "--known-hosts",
+                             str(cluster.sandbox_dir / "known_hosts"))
     if proc.returncode:
         raise SystemExit(f"etcd backup failed:\n{proc.stderr[-4000:]}")
     backup = time.monotonic() - started

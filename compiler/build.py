@@ -25,6 +25,7 @@ EMITTERS: tuple[str, ...] = (
     "kubeforge.compiler.emit.hostprep",
     "kubeforge.compiler.emit.loadbalancer",
     "kubeforge.compiler.emit.etcd",
+    "kubeforge.compiler.emit.etcd_backup",
     "kubeforge.compiler.emit.kubeadm",
     "kubeforge.compiler.emit.cni",
     "kubeforge.compiler.emit.manifests",

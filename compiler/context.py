@@ -130,4 +130,5 @@ def keyword(stmt: Node) -> str:
         "non_root": "run_as_non_root", "read_only_root": "read_only_root",
         "privilege_escalation": "allow_privilege_escalation", "caps_add": "add_caps",
         "caps_drop": "drop_caps", "toleration": "tolerate", "min_ready": "min_ready", "container_name": "container",
+        "backup_keep": "keep", "backup_dir": "dir",
     }.get(stmt.kind, stmt.kind)

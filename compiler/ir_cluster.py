@@ -86,6 +86,16 @@ class Install:
 
 
 @dataclass(frozen=True)
+class EtcdBackup:
+    """`backup { ... }`: a snapshot of every etcd member on a systemd timer."""
+
+    schedule: str = "daily"  # a systemd OnCalendar expression
+    keep: int = 7  # the newest snapshots kept per member
+    dir: str = "/var/backups/etcd"
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True)
 class Cluster:
     name: str
     version: str  # "1.37.2"
@@ -114,6 +124,7 @@ class Cluster:
     secondary_pod_cidr: Optional[IPNetwork] = None
     secondary_service_cidr: Optional[IPNetwork] = None
     secondary_node_cidr: Optional[IPNetwork] = None
+    backup: Optional[EtcdBackup] = None  # None: no scheduled etcd snapshots
 
     @property
     def pod_cidrs(self) -> tuple[IPNetwork, ...]:

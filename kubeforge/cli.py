@@ -80,6 +80,7 @@ LAZY: dict[str, tuple[str, str, str]] = {
                "Offline bundles: binaries and image archives built from the Go module proxy."),
     "certs": ("kubeforge.cli_certs_renew", "certs",
               "Inspect the certificates of a compiled cluster, and renew them on its hosts."),
+    "etcd": ("kubeforge.cli_etcd", "etcd", "Snapshots of the cluster's etcd, and restoring one."),
     "kubeconfig": ("kubeforge.cli_tokens", "kubeconfig",
                    "Make kubeconfigs: client certificates and declared tokens from the state "
                    "directory, service-account tokens from the cluster."),
@@ -126,7 +127,9 @@ class Group(click.Group):
                     continue
                 rows.append((name, command.get_short_help_str(limit)))
             else:
-                rows.append((name, click.utils.make_default_short_help(LAZY[name][2], limit)))
+                # Shortened as the command itself would (a bare Command costs nothing).
+                rows.append((name, click.Command(name, help=LAZY[name][2])
+                             .get_short_help_str(limit)))
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)

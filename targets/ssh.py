@@ -117,6 +117,14 @@ class SshSession:
             raise StepTimeout(f"{self.host.name}: stopped after its {timeout:.0f}s timeout")
         return CommandOutput(code, bytes(out), bytes(err), time.monotonic() - start)
 
+    def sftp(self) -> paramiko.SFTPClient:
+        """An SFTP channel on this connection, as the login user (see targets.transfer)."""
+        try:
+            return self._client.open_sftp()
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise ConnectionLost(f"{self.host.name}: no SFTP channel: "
+                                 f"{exc or type(exc).__name__}") from exc
+
     def close(self) -> None:
         self._client.close()
         if self._jump is not None:

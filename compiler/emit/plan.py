@@ -37,7 +37,7 @@ from typing import Any, Iterable
 from kubeforge.compiler import versions
 from kubeforge.compiler.artifacts import Artifact, BuildContext, content_digest
 from kubeforge.compiler import hostport
-from kubeforge.compiler.emit import originals, plan_bundle
+from kubeforge.compiler.emit import originals, plan_backup, plan_bundle
 from kubeforge.compiler.emit.cni import REMOTE_CNI
 from kubeforge.compiler.ir import Cluster, ClusterNode
 from kubeforge.compiler.plan import (ALWAYS, PHASES, Action, Check, Command, Plan, PlanError,
@@ -84,7 +84,8 @@ PHASE_BY_PREFIX: tuple[tuple[tuple[str, ...], str], ...] = (
     ((REMOTE_WORKLOADS + "/",), "workloads"),
     (("/etc/haproxy/", "/etc/keepalived/", "/etc/systemd/system/haproxy",
       "/etc/systemd/system/keepalived"), "loadbalancer"),
-    (("/etc/etcd/", "/etc/default/etcd", "/etc/systemd/system/etcd", "/var/lib/etcd"), "etcd"),
+    (("/etc/etcd/", "/etc/default/etcd", "/etc/systemd/system/etcd", "/var/lib/etcd",
+      *plan_backup.PATHS), "etcd"),
     (("/etc/containerd/", "/etc/crio/", "/etc/crictl.yaml", "/etc/systemd/system/containerd",
       "/etc/systemd/system/crio", "/etc/systemd/system/kubelet", "/etc/default/kubelet",
       "/var/lib/kubelet/", "/etc/cni/", "/opt/cni/", "/usr/local/bin/", "/usr/local/sbin/",
@@ -448,6 +449,8 @@ class _PlanMaker:
         if node in self.etcd_members:
             binaries |= {"etcd", "etcdctl"} if method == "preinstalled" else \
                 set() if method == "bundle" else {"apt-get"}
+        if method == "preinstalled" and plan_backup.has_policy(self, node):
+            binaries.add("etcdctl")  # the backup timer's snapshots
         if node == self.first and self.c.cni == "cilium" and not self.bundled_cni():
             binaries.add("cilium")
         names = " ".join(sorted(binaries))
@@ -561,6 +564,7 @@ class _PlanMaker:
         bundle = self.i.bundle
         if bundle is not None:
             plan_bundle.upload_host_files(self, bundle, node, "runtime")
+            plan_backup.etcd_tools(self, bundle, node, "runtime")
         needs = self.install(node, "runtime", self.i.install.packages, self.ups(node, "runtime"))
         service = RUNTIME_SERVICES[self.c.runtime]
         config = self.ups(node, "runtime", (f"/etc/{service}/", f"/etc/systemd/system/{service}",
@@ -611,6 +615,7 @@ class _PlanMaker:
         self.etcd_health.append(self.add(
             node, "etcd", "health", _wait(_quiet(check), 300),
             needs=needs, why="waits until this member serves with a quorum"))
+        plan_backup.timer(self, node, "etcd", [self.etcd_health[-1]])
 
 
     def etcd_client(self, node: ClusterNode) -> str:
@@ -743,6 +748,8 @@ class _PlanMaker:
                 "uploaded certificates and kubeconfigs, and init only minds its own four "
                 "manifests")
         after = self.after_kubeadm(node, init)
+        if self.i.etcd.topology == "stacked":
+            plan_backup.timer(self, node, "control-plane-init", [init, *after])
         self.api_ready = self.add(
             node, "control-plane-init", "api-ready",
             _wait(f"{' '.join(KUBECTL)} get --raw=/readyz >/dev/null 2>&1", 300),
@@ -771,7 +778,9 @@ class _PlanMaker:
         step = self.kubeadm(node, "join", JOIN_MARKER, needs, why)
         self.joins.append(step)
         self.label(node, [step])
-        self.after_kubeadm(node, step)
+        after = self.after_kubeadm(node, step)
+        if node.is_control_plane and self.i.etcd.topology == "stacked":
+            plan_backup.timer(self, node, self.kubeadm_phase(node), [step, *after])
 
     def bundled_cni(self) -> list[str]:
         return self.paths(self.ups(self.first, "cni", (REMOTE_CNI + "/",)))

@@ -17,7 +17,8 @@ from tests.k8s.ha.lab import PREFIX, REPORT
 from tests.k8s.ha_cluster import HaCluster, example_source
 
 #: Module order: the bring-up first; the day-2 work after it, destructive work last.
-ORDER = ("test_ha_e2e", "test_day2_tokens", "test_day2_certs", "test_day2_scale")
+ORDER = ("test_ha_e2e", "test_day2_tokens", "test_day2_certs", "test_day2_scale",
+         "test_day2_etcd")
 
 
 def pytest_collection_modifyitems(session, config, items):
