@@ -894,8 +894,10 @@ class _PlanMaker:
 
 def _server_side_apply(source: str) -> tuple[Command, Check]:
     """``kubectl apply --server-side`` of ``source``, skipped when ``kubectl diff`` (exit 0:
-    no difference) says the cluster already matches it."""
-    args = ("--server-side", "--field-manager=kubeforge", "-f", source)
+    no difference) says the cluster already matches it. The file is the truth: a field
+    someone changed by hand (``kubectl scale``, ``rollout undo``) goes back to what it
+    declares, as it would with client-side apply, instead of failing on the conflict."""
+    args = ("--server-side", "--field-manager=kubeforge", "--force-conflicts", "-f", source)
     return (Command(argv=(*KUBECTL, "apply", *args), timeout=300),
             probe(shlex.join((*KUBECTL, "diff", *args)) + " >/dev/null"))
 

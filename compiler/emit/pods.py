@@ -19,11 +19,14 @@ def workload(w: Workload, services: list[Service], selectors: Selectors) -> dict
     selector = w.label_selector.doc()
     labels, annotations = w.object_labels, w.object_annotations
     r = w.rollout
+    # Under an autoscaler the replica count is the autoscaler's: declaring it too would set
+    # it back on every apply (Kubernetes' advice is to leave it out).
+    replicas = None if w.autoscale else w.replicas
     if w.kind == "Pod":
         return obj("v1", "Pod", w.name, w.namespace, w.labels, w.annotations,
                    spec=template["spec"])
     if w.kind == "Deployment":
-        spec: dict = {"replicas": w.replicas, "selector": selector, "template": template,
+        spec: dict = {"replicas": replicas, "selector": selector, "template": template,
                       "revisionHistoryLimit": r.history, "minReadySeconds": r.min_ready_seconds}
         spec["strategy"] = _strategy(r, "Recreate", maxSurge=r.max_surge,
                                      maxUnavailable=r.max_unavailable)
@@ -32,7 +35,7 @@ def workload(w: Workload, services: list[Service], selectors: Selectors) -> dict
     if w.kind == "StatefulSet":
         governing = next((s.name for s in services if s.target == w.name and s.headless),
                          next((s.name for s in services if s.target == w.name), w.name))
-        spec = {"replicas": w.replicas, "selector": selector, "template": template,
+        spec = {"replicas": replicas, "selector": selector, "template": template,
                 "serviceName": governing, "revisionHistoryLimit": r.history,
                 "minReadySeconds": r.min_ready_seconds,
                 "podManagementPolicy": w.pod_management}

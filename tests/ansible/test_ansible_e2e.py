@@ -18,19 +18,21 @@ import pytest
 from kubeforge.compiler.plan import Plan, Service, Upload
 from kubeforge.targets.runner import Selection
 from tests.deploy.test_deploy_e2e import PEM, Cluster, _inventory
+from tests.support.clean_hosts import cold
 
 pytestmark = pytest.mark.e2e
 
 HOSTS = ("node1", "node2", "node3", "node4", "node5")
 #: What any e2e module may have left on these hosts, and every file this cluster uploads up to
-#: etcd: services off, files and kubeforge's directories gone, so the next run starts cold.
+#: etcd: services off, files gone or given back (a package's own config), so the next run
+#: starts cold.
 #: containerd is disabled as on a fresh sandbox host, so both targets must enable it.
-CLEAN = ("systemctl disable --now etcd haproxy keepalived containerd 2>/dev/null; "
-         "rm -rf /var/lib/etcd/member /etc/kubernetes /etc/default/etcd "
-         "/etc/systemd/system/etcd.service /etc/haproxy/haproxy.cfg "
-         "/etc/keepalived/keepalived.conf /etc/keepalived/check_apiserver.sh "
-         "/etc/containerd/config.toml /etc/crictl.yaml /etc/sysctl.d/99-kubernetes.conf "
-         "/etc/modules-load.d/k8s.conf; systemctl daemon-reload; true")
+CLEAN = cold(("/var/lib/etcd/member", "/etc/kubernetes", "/etc/default/etcd",
+              "/etc/systemd/system/etcd.service", "/etc/haproxy/haproxy.cfg",
+              "/etc/keepalived/keepalived.conf", "/etc/keepalived/check_apiserver.sh",
+              "/etc/containerd/config.toml", "/etc/crictl.yaml",
+              "/etc/sysctl.d/99-kubernetes.conf", "/etc/modules-load.d/k8s.conf"),
+             ("etcd", "haproxy", "keepalived", "containerd"))
 
 
 def clean(cluster: Cluster) -> None:

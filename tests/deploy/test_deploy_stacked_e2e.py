@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import HOST_CGROUPS
 from tests.deploy.host_shell import HostShell
+from tests.support.clean_hosts import cold
 
 pytestmark = pytest.mark.e2e
 
@@ -62,10 +63,11 @@ def stacked(sandbox, tmp_path_factory):
     s = Stacked(sandbox, tmp_path_factory.mktemp("stacked"))
     # Other e2e modules deploy onto the same hosts: start from clean ones.
     for name in (*CPS, "node6"):
-        s.ssh(name, "systemctl disable --now etcd haproxy keepalived 2>/dev/null; "
-                    "rm -rf /var/lib/etcd/member /etc/kubernetes /etc/default/etcd "
-                    "/etc/systemd/system/etcd.service /etc/haproxy/haproxy.cfg "
-                    "/etc/keepalived; true")
+        s.ssh(name, cold(("/var/lib/etcd/member", "/etc/kubernetes", "/etc/default/etcd",
+                          "/etc/systemd/system/etcd.service", "/etc/haproxy/haproxy.cfg",
+                          "/etc/keepalived/keepalived.conf",
+                          "/etc/keepalived/check_apiserver.sh"),
+                         ("etcd", "haproxy", "keepalived")))
     proc = s.apply("--until", "etcd")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     yield s

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -62,7 +63,7 @@ def test_scale_out_then_in(applied):
     try:
         ha.kf.write_text(_grown(base))
         ha.up()  # the sandbox adds cp4 and worker3
-        code, _ = ha.ssh("worker3", f"printf %s {PLANTED[1]!r} > {PLANTED[0]}")
+        code, _ = ha.ssh("worker3", f"printf %s {shlex.quote(PLANTED[1])} > {PLANTED[0]}")
         assert code == 0
 
         plan = json.loads(ha.on_hosts("plan", "--json").stdout)
