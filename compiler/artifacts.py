@@ -45,18 +45,20 @@ class Artifact:
     def sha256(self) -> str:
         return hashlib.sha256(self.content).hexdigest()
 
+    # String splits, not PurePosixPath: asked about every file per node of a big cluster.
+    # The paths are the emitters' own, already normal (no "//" or "." parts).
     @property
     def node(self) -> str | None:
         """The node this file lands on, or None for files that stay local."""
-        parts = PurePosixPath(self.path).parts
-        return parts[1] if len(parts) > 2 and parts[0] == "nodes" else None
+        parts = self.path.split("/", 2)
+        return parts[1] if len(parts) > 2 and parts[0] == "nodes" and parts[2] else None
 
     @property
     def host_path(self) -> str | None:
         """Where the file lands on its node."""
-        parts = PurePosixPath(self.path).parts
-        if len(parts) > 2 and parts[0] == "nodes":
-            return "/" + "/".join(parts[2:])
+        parts = self.path.split("/", 2)
+        if len(parts) > 2 and parts[0] == "nodes" and parts[2]:
+            return "/" + parts[2]
         return None
 
 

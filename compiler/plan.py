@@ -208,6 +208,11 @@ class Plan:
     steps: tuple[Step, ...]
     phases: tuple[str, ...] = PHASES
     _by_id: dict[str, Step] = field(init=False, repr=False, compare=False)
+    # The topological order and its slices, computed once: emitters ask for them per host
+    # and per phase, and sorting every step for each question made compiles quadratic.
+    _order: tuple[Step, ...] = field(init=False, repr=False, compare=False)
+    _by_host: dict[str, tuple[Step, ...]] = field(init=False, repr=False, compare=False)
+    _by_phase: dict[str, tuple[Step, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_id: dict[str, Step] = {}
@@ -229,7 +234,15 @@ class Plan:
                 if rank[by_id[need].phase] > rank[step.phase]:
                     raise PlanError(f"step {step.id} ({step.phase}) needs {need}, "
                                     f"which is in the later phase {by_id[need].phase}")
-        self.order()  # raises on a cycle
+        order = self._sorted()  # raises on a cycle
+        by_host: dict[str, list[Step]] = {h.name: [] for h in self.hosts}
+        by_phase: dict[str, list[Step]] = {p: [] for p in self.phases}
+        for step in order:
+            by_host[step.host].append(step)
+            by_phase[step.phase].append(step)
+        object.__setattr__(self, "_order", order)
+        object.__setattr__(self, "_by_host", {k: tuple(v) for k, v in by_host.items()})
+        object.__setattr__(self, "_by_phase", {k: tuple(v) for k, v in by_phase.items()})
         for step in self.steps:
             if isinstance(step.action, Service):
                 missing = set(step.action.restart_on) - self.ancestors(step.id)
@@ -249,6 +262,9 @@ class Plan:
 
     def order(self) -> tuple[Step, ...]:
         """Topological order; among ready steps: earlier phase, then host, then declaration."""
+        return self._order
+
+    def _sorted(self) -> tuple[Step, ...]:
         sorter = TopologicalSorter({s.id: s.needs for s in self.steps})
         try:
             sorter.prepare()
@@ -270,12 +286,12 @@ class Plan:
         return tuple(result)
 
     def for_host(self, host: str) -> tuple[Step, ...]:
-        return tuple(s for s in self.order() if s.host == host)
+        return self._by_host.get(host, ())
 
     def steps_in_phase(self, phase: str) -> tuple[Step, ...]:
         if phase not in self.phases:
             raise PlanError(f"unknown phase {phase}")
-        return tuple(s for s in self.order() if s.phase == phase)
+        return self._by_phase[phase]
 
     def ancestors(self, step_id: str) -> set[str]:
         seen: set[str] = set()
@@ -333,7 +349,7 @@ def _compress(needs: Iterable[str], plan: Plan) -> list[str]:
         groups.setdefault((s.host, s.phase), []).append(need)
     out: list[str] = []
     for (host, phase), ids in groups.items():
-        mates = [s for s in plan.steps if s.host == host and s.phase == phase]
+        mates = [s for s in plan.for_host(host) if s.phase == phase]
         uploads = {s.id for s in mates if isinstance(s.action, Upload)}
         rest = [i for i in ids if i not in uploads]
         if len(ids) > 1 and len(ids) == len(mates):
@@ -396,15 +412,14 @@ def render_text(plan: Plan) -> str:
         "hosts:",
     ]
     lines += [f"  {h.name:<12} {h.address:<16} {', '.join(h.roles)}" for h in plan.hosts]
-    ordered = plan.order()
     explained: set[tuple[str, str]] = set()
     for number, phase in enumerate(plan.phases, 1):
-        steps = [s for s in ordered if s.phase == phase]
+        steps = plan.steps_in_phase(phase)
         lines += ["", f"== {number:>2}. {phase} ({len(steps)} steps) =="]
         if not steps:
             lines.append("  (nothing to do)")
         for host in plan.hosts:
-            mine = [s for s in steps if s.host == host.name]
+            mine = [s for s in plan.for_host(host.name) if s.phase == phase]
             if mine:
                 lines.append(f"  [{host.name}]")
             pending: list[Step] = []  # a run of uploads with the same needs

@@ -30,6 +30,8 @@ How the plan's contract maps onto Ansible:
 
 from __future__ import annotations
 
+import functools
+import io
 import re
 import shlex
 from pathlib import PurePosixPath
@@ -218,10 +220,24 @@ def waves(plan: Plan, phase: str) -> list[list[Step]]:
 
 
 class _Dumper(yaml.SafeDumper):
-    """Indents block sequences under their key, as ansible-lint's yamllint rules want."""
+    """Indents block sequences under their key, as ansible-lint's yamllint rules want.
+    (libyaml's dumper cannot: this is the pure-Python one.)"""
 
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
         super().increase_indent(flow, False)
+
+    def analyze_scalar(self, scalar: str):  # type: ignore[override]
+        # A pure function of the string (allow_unicode never changes here), and the same
+        # strings recur on every host of a big cluster: the dumper's hottest function.
+        return _analysis(scalar)
+
+
+@functools.lru_cache(maxsize=65536)
+def _analysis(scalar: str):
+    return yaml.SafeDumper.analyze_scalar(_ANALYZER, scalar)
+
+
+_ANALYZER = yaml.SafeDumper(io.StringIO())  # allow_unicode=None, as _dump leaves it
 
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present
@@ -275,9 +291,12 @@ def playbook(plan: Plan) -> tuple[list[dict[str, Any]], dict[str, list[dict[str,
         phase_waves = waves(plan, phase)
         for number, wave in enumerate(phase_waves, 1):
             play = phase if len(phase_waves) == 1 else f"{phase}-{number}"
-            hosts = [h.name for h in plan.hosts if any(s.host == h.name for s in wave)]
+            by_host: dict[str, list[Step]] = {}
+            for s in wave:
+                by_host.setdefault(s.host, []).append(s)
+            hosts = [h.name for h in plan.hosts if h.name in by_host]
             for host in hosts:
-                steps = [s for s in wave if s.host == host]
+                steps = by_host[host]
                 files[f"phases/{play}/{host}.yml"] = [
                     *_directories(host, play, steps),
                     *(t for s in steps for t in translate.tasks(s))]

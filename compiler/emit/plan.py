@@ -152,6 +152,9 @@ class _Builder:
     cluster: Cluster
     digest_key: bytes | None = None
     drafts: dict[str, _Draft] = field(default_factory=dict)
+    # (host, phase) -> ids in the order added: asked per host and phase, so a scan of every
+    # draft per question made big clusters quadratic.
+    _ids: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     def add(self, host: str, phase: str, name: str, action: Action, check: Check = ALWAYS,
             needs: Iterable[str] = (), why: str = "", chain: bool = True,
@@ -161,6 +164,7 @@ class _Builder:
         if draft.id in self.drafts:
             raise PlanError(f"two plan steps are called {draft.id}")
         self.drafts[draft.id] = draft
+        self._ids.setdefault((host, phase), []).append(draft.id)
         return draft.id
 
     def upload(self, host: str, phase: str, art: Artifact, path: str,
@@ -178,7 +182,7 @@ class _Builder:
         return self.add(host, phase, "upload-" + _slug(path), action, check, needs)
 
     def ids(self, host: str, phase: str) -> list[str]:
-        return [i for i, d in self.drafts.items() if d.host == host and d.phase == phase]
+        return list(self._ids.get((host, phase), ()))
 
     def finish(self) -> Plan:
         self._chain_hosts()
@@ -277,6 +281,7 @@ class _PlanMaker:
         self.c = cluster
         self.i = inputs
         self.b = _Builder(cluster, inputs.digest_key)
+        self._staged_pods: dict[tuple[str, str], Any] | None = None
         first = cluster.first_control_plane
         if first is None:
             raise PlanError("the cluster has no control-plane node to initialise")
@@ -308,6 +313,13 @@ class _PlanMaker:
         return {"init": "control-plane-init", "other": "etcd"}.get(role, role)
 
     def staged_pods(self) -> dict[tuple[str, str], Any]:
+        """Static pods kubeforge stages and moves into place; the same answer for every
+        node that asks, so found once."""
+        if self._staged_pods is None:
+            self._staged_pods = self._find_staged_pods()
+        return self._staged_pods
+
+    def _find_staged_pods(self) -> dict[tuple[str, str], Any]:
         pods = {(p.node, p.staged): p for p in self.i.loadbalancer.static_pods}
         for node, arts in self.i.files.items():
             for art in arts:
@@ -876,8 +888,8 @@ class _PlanMaker:
     def keep_originals(self, node: ClusterNode) -> None:
         """Before the host's first upload, record what was at each path the plan uploads
         (reset gives it back: compiler/emit/originals.py)."""
-        uploads = [d for d in self.b.drafts.values()
-                   if d.host == node.name and isinstance(d.action, Upload)]
+        mine = (self.b.drafts[i] for phase in PHASES for i in self.b.ids(node.name, phase))
+        uploads = [d for d in mine if isinstance(d.action, Upload)]
         if not uploads:
             return
         first = min(PHASES.index(d.phase) for d in uploads)

@@ -205,9 +205,9 @@ def render(cluster: Cluster, plan: Plan, artifacts: Iterable[Artifact]) -> dict[
     _services(plan, nodes, t)
     settings = _ports_and_cluster(cluster, plan, t)
     _preflight(cluster, plan, t)
+    preparing = {s.host for s in plan.steps_in_phase("os-prepare")}
     for host in plan.hosts:
-        if plan.steps_in_phase("os-prepare") and any(
-                s.host == host.name for s in plan.steps_in_phase("os-prepare")):
+        if host.name in preparing:
             t.add("node", "SWAP_OFF", "os-prepare", host.name)
     common = {"cluster": cluster.name, "phases": list(plan.phases), **settings}
     out = {"conftest.py": render_template("verify/conftest.py.j2", **common)}

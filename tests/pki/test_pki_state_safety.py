@@ -113,6 +113,18 @@ def test_one_changed_base64_character_in_the_state(work, rel, offset, message):
     assert "Traceback" not in result.output
 
 
+def test_a_certificate_whose_version_field_is_changed(work):
+    # Found by the hostile fuzzer: the 45th character of a PEM certificate is in the DER
+    # version field, which cryptography rejects with InvalidVersion, no ValueError.
+    cert = work / "state/kubeconfigs/admin.crt"
+    text = cert.read_text()
+    cert.write_text(text[:44] + "a" + text[45:])
+    result = compile_(work, "rsa-2048")
+    assert result.exit_code == 1, result.output
+    assert "admin.crt is not a PEM certificate" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_every_character_of_a_leaf_certificate(work):
     """Each change either fails with the file's name or re-issues the leaf: never a crash."""
     cert = work / "state/pki/nodes/cp1/apiserver.crt"

@@ -25,9 +25,9 @@ def test_reset_gives_back_files_and_removes_only_what_apply_added(tmp_path):
     (host / "etc/crictl.yaml").write_text("the host's own\n")
     (host / "etc/kept-empty").mkdir()
     before = _tree(host)
-    paths = [str(host / p) for p in ("etc/haproxy/haproxy.cfg", "etc/crictl.yaml",
-                                     "etc/kubernetes/pki/ca.crt", "etc/kubernetes/kubeadm/join.yaml",
-                                     "etc/kept-empty/new.conf")]
+    paths = [str(host / p) for p in (
+        "etc/haproxy/haproxy.cfg", "etc/crictl.yaml", "etc/kubernetes/pki/ca.crt",
+        "etc/kubernetes/kubeadm/join.yaml", "etc/kept-empty/new.conf")]
     keep, kept = keep_step(paths, str(store))
     assert subprocess.run(["sh", "-c", kept.value], capture_output=True).returncode == 1
     _sh(keep.shell)
@@ -70,7 +70,8 @@ def test_without_a_record_nothing_is_touched_and_the_script_goes_on(tmp_path):
     script = restore_script([str(tmp_path / "crictl.yaml")], str(tmp_path / "store"))
     out = subprocess.run(["sh", "-c", script + "\necho went on"], capture_output=True,
                          text=True, timeout=30)
-    assert out.stdout == "went on\n" and (tmp_path / "crictl.yaml").read_text() == "the host's own\n"
+    assert out.stdout == "went on\n"
+    assert (tmp_path / "crictl.yaml").read_text() == "the host's own\n"
 
 
 def test_the_e2e_modules_cleanup_gives_a_package_file_back(tmp_path):
