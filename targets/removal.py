@@ -9,11 +9,15 @@ external etcd member). How to reset it comes from the script apply saved for it
 (``<state dir>/reset/<host>.sh``) while the file still declared it, since the new build no
 longer knows its files.
 
-etcd first, then quorum: before a member is removed, every other member's health is read,
-and a removal that would leave fewer healthy members than the smaller cluster needs for a
-quorum is refused (etcd would stop taking writes). Every action is idempotent (a drained,
-deleted or removed node or member is skipped), so an interrupted removal converges when
-``apply`` runs again.
+In kubeadm's order: drain, reset the host (its API server and etcd stop; kubeadm reset also
+takes a stacked member out of etcd), remove the etcd member if it is still listed, delete
+the node. Quorum first: before anything stops, every other member's health is read, and a
+removal that would leave fewer healthy members than the smaller cluster needs for a quorum
+is refused (etcd would stop taking writes). kubectl talks to the applier's own API server,
+not the VIP: the load balancers still list the leaving control plane until the apply that
+follows, and a request they sent to it while it stopped would time out. Every action is
+idempotent (a drained, deleted or removed node or member is skipped), so an interrupted
+removal converges when ``apply`` runs again.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from kubeforge.compiler import hostport
 from kubeforge.compiler.artifacts import write_atomic
+from kubeforge.compiler.emit.kubeadm import API_SERVER_PORT
 from kubeforge.compiler.plan import Command, Plan
 from kubeforge.errors import KubeforgeError
 from kubeforge.targets.base import HostSpec, Session, Target, TargetError
@@ -59,11 +65,11 @@ class Leaving:
         out = []
         if self.node:
             out.append("drain")
+        out.append("reset host" if self.spec else "no reset (not in the inventory)")
         if self.etcd or (self.control_plane and stacked):
             out.append("remove etcd member")
         if self.node:
             out.append("delete node")
-        out.append("reset host" if self.spec else "no reset (not in the inventory)")
         return tuple(out)
 
 
@@ -200,18 +206,27 @@ def _etcdctl_prefix(plan: Plan) -> tuple[str, tuple[str, ...]]:
     raise RemovalError(f"the plan of {plan.cluster} has no etcd health check to reach etcd with")
 
 
+def _local_kubectl(plan: Plan, host: str) -> tuple[str, ...]:
+    """kubectl with admin.conf, sent to ``host``'s own API server instead of the VIP."""
+    address = next(h.address for h in plan.hosts if h.name == host)
+    return (*KUBECTL, "--server", f"https://{hostport.join(address, API_SERVER_PORT)}")
+
+
 def remove(plan: Plan, hosts_of_plan: dict[str, HostSpec], state: ApplyState, state_dir: Path,
            target: Target, gone: list[Leaving], say: Callable[[str], None]) -> None:
     """Remove every host of ``gone``, one at a time; raises RemovalError on the first that
     cannot be (the ones before it are removed and forgotten)."""
     applier = next((s.host for s in plan.steps if s.phase == "workloads"),
                    next(h.name for h in plan.hosts if "control-plane" in h.roles))
+    kubectl = shlex.join(_local_kubectl(plan, applier))
     etcd_host, etcdctl = _etcdctl_prefix(plan)
+    if etcdctl[:len(KUBECTL)] == KUBECTL:  # stacked etcd: etcdctl in the member's pod
+        etcdctl = (*_local_kubectl(plan, etcd_host), *etcdctl[len(KUBECTL):])
     api = _Remote(target, hosts_of_plan[applier])
     etcd = api if etcd_host == applier else _Remote(target, hosts_of_plan[etcd_host])
     try:
         for l in gone:
-            _remove_one(plan, api, etcd, etcdctl, state_dir, target, l, say)
+            _remove_one(plan, kubectl, api, etcd, etcdctl, state_dir, target, l, say)
             state.mark_removed(l.host)
             reset_script_path(state_dir, l.host).unlink(missing_ok=True)
             say(f"removed {l.host}")
@@ -221,32 +236,44 @@ def remove(plan: Plan, hosts_of_plan: dict[str, HostSpec], state: ApplyState, st
             etcd.close()
 
 
-def _remove_one(plan: Plan, api: _Remote, etcd: _Remote, etcdctl: tuple[str, ...],
-                state_dir: Path, target: Target, l: Leaving, say: Callable[[str], None]) -> None:
-    kubectl = shlex.join(KUBECTL)
+def _remove_one(plan: Plan, kubectl: str, api: _Remote, etcd: _Remote,
+                etcdctl: tuple[str, ...], state_dir: Path, target: Target, l: Leaving,
+                say: Callable[[str], None]) -> None:
     node = shlex.quote(l.host)
     present = l.node and api.run(f"{kubectl} get node {node} -o name --ignore-not-found").strip()
     if present:
         say(f"{l.host}: draining")
         api.run(f"{kubectl} drain {node} --ignore-daemonsets --delete-emptydir-data --force "
                 f"--timeout={DRAIN_TIMEOUT}s", timeout=DRAIN_TIMEOUT + 60)
-    if l.etcd or (l.control_plane and stacked(plan)):
-        members = members_from(etcd.run(shlex.join((*etcdctl, "member", "list", "-w", "json"))))
-        member = next((m for m in members if m.name == l.host), None)
-        if member is not None:
+    member_of_etcd = l.etcd or (l.control_plane and stacked(plan))
+    if member_of_etcd:
+        members = _members(etcd, etcdctl)
+        if any(m.name == l.host for m in members):
             healthy = healthy_from(etcd.run(shlex.join(
                 (*etcdctl, "endpoint", "health", "--cluster", "-w", "json")), ok=(0, 1)))
             problem = quorum_problem(members, healthy, l.host)
             if problem:
                 raise RemovalError(f"{l.host}: not removed: {problem}")
+    if l.spec is None:
+        say(f"{l.host}: not in the inventory, so not reset")
+    else:
+        _reset(state_dir, target, l, say)
+    if member_of_etcd:
+        member = next((m for m in _members(etcd, etcdctl) if m.name == l.host), None)
+        if member is not None:
             say(f"{l.host}: removing its etcd member {member.id:x}")
             etcd.run(shlex.join((*etcdctl, "member", "remove", f"{member.id:x}")))
     if present:
         say(f"{l.host}: deleting the node")
         api.run(f"{kubectl} delete node {node} --ignore-not-found")
-    if l.spec is None:
-        say(f"{l.host}: not in the inventory, so not reset")
-        return
+
+
+def _members(etcd: _Remote, etcdctl: tuple[str, ...]) -> list:
+    return members_from(etcd.run(shlex.join((*etcdctl, "member", "list", "-w", "json"))))
+
+
+def _reset(state_dir: Path, target: Target, l: Leaving, say: Callable[[str], None]) -> None:
+    assert l.spec is not None
     script_path = reset_script_path(state_dir, l.host)
     if not script_path.exists():
         raise RemovalError(f"{l.host}: no saved reset script ({script_path}); reset it by hand "

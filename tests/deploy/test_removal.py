@@ -69,13 +69,13 @@ def test_plan_shows_the_removal_and_apply_refuses_it_without_the_flag(tmp_path):
     assert plan.returncode == 0, plan.stderr
     assert json.loads(plan.stdout)["remove"] == [
         {"host": "w2", "roles": ["worker"], "reachable": True,
-         "actions": ["drain", "delete node", "reset host"]},
+         "actions": ["drain", "reset host", "delete node"]},
         {"host": "cp3", "roles": ["control-plane"], "reachable": True,
-         "actions": ["drain", "remove etcd member", "delete node", "reset host"]},
+         "actions": ["drain", "reset host", "remove etcd member", "delete node"]},
     ]
     text = _kf(tmp_path, "plan", *common).stdout
-    assert "  - [cp3] (control-plane) is no longer declared: drain, remove etcd member, " \
-           "delete node, reset host (apply needs --allow-removal)" in text
+    assert "  - [cp3] (control-plane) is no longer declared: drain, reset host, remove etcd " \
+           "member, delete node (apply needs --allow-removal)" in text
     refused = _kf(tmp_path, "apply", *common)
     assert refused.returncode == 2, refused.stderr
     assert "cluster c no longer declares w2, cp3; apply would:" in refused.stderr
@@ -168,8 +168,12 @@ def test_a_control_plane_is_drained_its_member_removed_its_node_deleted_then_res
             for host, script in target.log
             if any(w in script for w in ("drain", "member remove", "delete node",
                                          "kubeadm reset"))]
-    assert acts == [("cp1", "drain"), ("cp1", "member remove"), ("cp1", "delete node"),
-                    ("cp3", "kubeadm reset")]
+    assert acts == [("cp1", "drain"), ("cp3", "kubeadm reset"), ("cp1", "member remove"),
+                    ("cp1", "delete node")]
+    # The applier's own API server (kubectl, and etcdctl in its etcd pod), not the VIP the
+    # load balancers still share with cp3.
+    assert all("--server https://10.0.0.11:6443" in script for _, script in target.log
+               if script.startswith("kubectl"))
     assert any("member remove 3" in s for _, s in target.log)
     state = ApplyState.load(state_dir / "apply-state.json", plan.cluster)
     assert "cp3" not in state.hosts() and not removal.reset_script_path(state_dir, "cp3").exists()

@@ -89,9 +89,9 @@ def test_scale_out_then_in(applied):
         plan = json.loads(ha.on_hosts("plan", "--json").stdout)
         assert plan["remove"] == [
             {"host": "worker3", "roles": ["worker"], "reachable": True,
-             "actions": ["drain", "delete node", "reset host"]},
+             "actions": ["drain", "reset host", "delete node"]},
             {"host": "cp4", "roles": ["control-plane"], "reachable": True,
-             "actions": ["drain", "remove etcd member", "delete node", "reset host"]}]
+             "actions": ["drain", "reset host", "remove etcd member", "delete node"]}]
         refused = ha.on_hosts("apply")
         assert refused.returncode == 2 and "--allow-removal" in refused.stderr, refused.stderr
 
