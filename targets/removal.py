@@ -243,8 +243,11 @@ def _remove_one(plan: Plan, kubectl: str, api: _Remote, etcd: _Remote,
     present = l.node and api.run(f"{kubectl} get node {node} -o name --ignore-not-found").strip()
     if present:
         say(f"{l.host}: draining")
+        # A pod on a dead host never finishes terminating: past a minute it is not waited
+        # for (the host is reset or gone next), so drain does not sit out its whole timeout.
         api.run(f"{kubectl} drain {node} --ignore-daemonsets --delete-emptydir-data --force "
-                f"--timeout={DRAIN_TIMEOUT}s", timeout=DRAIN_TIMEOUT + 60)
+                f"--skip-wait-for-delete-timeout=60 --timeout={DRAIN_TIMEOUT}s",
+                timeout=DRAIN_TIMEOUT + 60)
     member_of_etcd = l.etcd or (l.control_plane and stacked(plan))
     if member_of_etcd:
         members = _members(etcd, etcdctl)

@@ -170,6 +170,7 @@ def test_a_control_plane_is_drained_its_member_removed_its_node_deleted_then_res
                                          "kubeadm reset"))]
     assert acts == [("cp1", "drain"), ("cp3", "kubeadm reset"), ("cp1", "member remove"),
                     ("cp1", "delete node")]
+    assert any("--skip-wait-for-delete-timeout=60" in s for _, s in target.log if " drain " in s)
     # The applier's own API server (kubectl, and etcdctl in its etcd pod), not the VIP the
     # load balancers still share with cp3.
     assert all("--server https://10.0.0.11:6443" in script for _, script in target.log
