@@ -122,7 +122,7 @@ def prepare(source: Path, inventory: Path, build_dir: Path,
     hosts, former = map_hosts(plan, Path(inventory), frozenset(applied.hosts() | applied.removed))
     warnings = [*address_warnings(plan, hosts, Path(inventory)),
                 *expiry_warnings(result.root, now)]
-    for name in sorted(set(former) & applied.removed - applied.hosts()):
+    for name in sorted(set(former) & applied.removed):  # declared again: no longer removed
         del former[name]
         warnings.append(f"{inventory}: {name} was removed from cluster {plan.cluster} by an "
                         "earlier apply; it can leave the inventory")

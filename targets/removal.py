@@ -271,7 +271,7 @@ def _remove_one(plan: Plan, kubectl: str, api: _Remote, etcd: _Remote,
         api.run(f"{kubectl} delete node {node} --ignore-not-found")
 
 
-def _members(etcd: _Remote, etcdctl: tuple[str, ...]) -> list:
+def _members(etcd: _Remote, etcdctl: tuple[str, ...]) -> list[Member]:
     return members_from(etcd.run(shlex.join((*etcdctl, "member", "list", "-w", "json"))))
 
 

@@ -73,9 +73,10 @@ def restore_script(paths: Iterable[str], store: str = ORIGINALS) -> str:
         '  else rm -f "$p"; fi',
         "done " + _paths_heredoc(paths),
         # A directory that was not there goes with the empty ones in it (kubeadm reset
-        # leaves manifests/ and pki/ empty), never with a file; deepest first.
-        f'find "$o" -name {ABSENT_DIR} -printf \'%d %h\\n\' | sort -rn |',
-        '  while read -r _ d; do d=${d#"$o"}',
+        # leaves manifests/ and pki/ empty), never with a file. find -depth empties a
+        # directory's children first, so the order of the recorded ones does not matter.
+        f'find "$o" -name {ABSENT_DIR} -printf \'%h\\n\' |',
+        '  while IFS= read -r d; do d=${d#"$o"}',
         '    [ -d "$d" ] && find "$d" -depth -type d -empty -delete 2>/dev/null || :; done',
         'rm -rf "$o"',
         "fi",

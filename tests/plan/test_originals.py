@@ -88,8 +88,7 @@ def test_the_e2e_modules_cleanup_gives_a_package_file_back(tmp_path):
     for p in paths:
         Path(p).parent.mkdir(parents=True, exist_ok=True)
         Path(p).write_text("kubeforge's\n")
-    script = cold((paths[0], str(host / "etc/kubernetes")), ()).replace(
-        "/var/lib/kubeforge/originals", str(store))
+    script = cold((paths[0], str(host / "etc/kubernetes")), (), str(store))
     _sh(script)
     assert _tree(host) == {"etc": None, "etc/haproxy": None,
                            "etc/haproxy/haproxy.cfg": "the package's\n"}

@@ -14,18 +14,18 @@ import shlex
 from kubeforge.compiler.emit.originals import ABSENT, ORIGINALS
 
 
-def cold(paths: tuple[str, ...], services: tuple[str, ...]) -> str:
+def cold(paths: tuple[str, ...], services: tuple[str, ...], store: str = ORIGINALS) -> str:
     """Stop and disable ``services``, give back or remove ``paths`` (files or directories),
-    forget the originals; always exits 0."""
+    forget the originals kept in ``store``; always exits 0."""
     return "\n".join([
         f"systemctl disable --now {' '.join(services)} 2>/dev/null",
-        f"o={ORIGINALS}",
+        f"o={shlex.quote(store)}",
         "for p in " + " ".join(shlex.quote(p) for p in paths) + "; do",
         '  k="$o$p"',
         # A directory in the record only holds the records of files under it.
         '  if [ -f "$k" ] || [ -L "$k" ]; then rm -rf "$p"; mv -f "$k" "$p"',
         f'  elif [ -e "$k{ABSENT}" ] || ! dpkg -S "$p" >/dev/null 2>&1; then rm -rf "$p"; fi',
         "done",
-        f"rm -rf {ORIGINALS}",
+        'rm -rf "$o"',
         "systemctl daemon-reload; true",
     ])
