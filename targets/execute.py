@@ -18,6 +18,7 @@ from kubeforge.targets.base import (CHANGED, FAILED, OK, UNCHANGED, CommandOutpu
                                     TargetError)
 from kubeforge.targets.redact import redact, tail
 from kubeforge.targets.state import ApplyState
+from kubeforge.targets.upload_checks import UploadChecks, batch_script, split_batch
 
 ATTEMPTS_IF_SAFE = 2  # one retry: enough for a dropped connection, cheap for a real failure
 
@@ -80,6 +81,8 @@ class StepRunner:
         self.sessions = sessions
         self.sleep = sleep
         self._missing: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
+        self.checks = UploadChecks(plan)
+        self._stats: dict[str, str] = {}  # upload step -> its file's stat, seen this run
 
     # -- pieces ---------------------------------------------------------------------------
     def _run(self, step: Step, script: str, timeout: float,
@@ -100,13 +103,31 @@ class StepRunner:
         """The step's check: True means the host already is as the step would leave it."""
         if isinstance(step.action, Upload) and step.check.kind == "sha256":
             want = actions.host_sha256(self.build_root, step.action, self.digest_key)
-            out = self._run(step, actions.upload_check_script(step.action, clean),
-                            actions.PROBE_TIMEOUT)
-            return out.exit_code == 0 and actions.upload_matches(step.action, out.stdout, want)
+            out = self.checks.take(step)
+            if out is None:
+                out = self._check_uploads(step, clean)
+            stat = (actions.upload_matches(step.action, out.stdout, want)
+                    if out.exit_code == 0 else None)
+            if stat is not None:
+                self._stats[step.id] = stat
+            return stat is not None
         if step.check.kind == "probe":
             timeout = min(actions.action_timeout(step), 120)
             return self._run(step, step.check.value, timeout).exit_code == 0
         return False
+
+    def _check_uploads(self, step: Step, clean: bool) -> CommandOutput:
+        """Checks ``step`` and the uploads that follow it on the host in one round trip; the
+        others' answers wait in ``self.checks``."""
+        run = self.checks.run_of(step)
+        scripts = [actions.upload_check_script(s.action, clean, self.state.known_stat(s))
+                   for s in run]
+        if len(run) == 1:
+            return self._run(step, scripts[0], actions.PROBE_TIMEOUT)
+        outputs = split_batch(self._run(step, batch_script(scripts),
+                                        actions.PROBE_TIMEOUT * len(run)), len(run))
+        self.checks.keep(run[1:], outputs[1:])
+        return outputs[0]
 
     def _action(self, step: Step, restart: bool) -> CommandOutput:
         action = step.action
@@ -136,7 +157,8 @@ class StepRunner:
                    message: str = "") -> StepResult:
             seconds = time.monotonic() - start
             if status != FAILED:
-                self.state.record(step, ok=True, changed=status == CHANGED, seconds=seconds)
+                self.state.record(step, ok=True, changed=status == CHANGED, seconds=seconds,
+                                  host_stat=self._stats.pop(step.id, ""))
             else:
                 self.state.record(step, ok=False, changed=False, seconds=seconds)
             return StepResult(step.id, step.host, step.phase, status, seconds, attempts,
@@ -176,6 +198,7 @@ class StepRunner:
                 if reconnect:
                     self.sessions.get(step.host, fresh=True)
                     reconnect = False
+                self.checks.acted(step)
                 out = self._action(step, restart)
             except ConnectionLost as exc:
                 out, message, reconnect = None, f"connection lost: {exc}", True
@@ -185,6 +208,8 @@ class StepRunner:
                 return result(FAILED, attempts, message=str(exc))
             else:
                 if out.exit_code == 0:
+                    if isinstance(step.action, Upload):  # its script's last line
+                        self._stats[step.id] = (out.stdout.splitlines() or [b""])[-1].decode()
                     return result(CHANGED if changes else OK, attempts, out)
                 message = f"exit code {out.exit_code}"
             if attempts < (ATTEMPTS_IF_SAFE if retry_safe else 1):

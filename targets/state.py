@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +27,9 @@ from kubeforge.errors import StateError
 
 FORMAT = "kubeforge-apply-state/1"
 DONE, STARTED, FAILED = "done", "started", "failed"
+#: An upload's file as ``actions.STAT`` prints it (a stat without nanoseconds, from an old or
+#: busybox ``stat``, is never trusted: it could miss a change within the same second).
+_HOST_STAT = re.compile(r"\d+\.\d{9}:\d+:\d+")
 
 
 def step_fingerprint(step: Step) -> str:
@@ -45,6 +49,9 @@ class StepRecord:
     done_seq: int = 0  # sequence number of the last successful run
     changed_seq: int = 0  # sequence number of the last run that changed the host (0: never)
     seconds: float = 0.0
+    # An upload's file on its host right after this definition's content was written or
+    # verified there (``actions.STAT``): while the file keeps it, the content needs no re-hash.
+    host_stat: str = ""
 
 
 class ApplyState:
@@ -91,6 +98,14 @@ class ApplyState:
         rec = self.steps.get(step.id)
         return rec is not None and rec.status == STARTED
 
+    def known_stat(self, step: Step) -> str:
+        """The stat the step's file had when its current content was last written or
+        verified, or "" (never, or the step's definition changed since)."""
+        rec = self.steps.get(step.id)
+        if rec is None or rec.status != DONE or rec.fingerprint != step_fingerprint(step):
+            return ""
+        return rec.host_stat
+
     def needs_restart(self, step: Step) -> bool:
         """A service whose inputs changed after it last ran (in any apply)."""
         if not isinstance(step.action, Service):
@@ -109,7 +124,8 @@ class ApplyState:
                 StepRecord(step_fingerprint(step), STARTED)
             self._save()
 
-    def record(self, step: Step, *, ok: bool, changed: bool, seconds: float) -> None:
+    def record(self, step: Step, *, ok: bool, changed: bool, seconds: float,
+               host_stat: str = "") -> None:
         with self._lock:
             self.removed.discard(step.host)  # declared again
             self.seq += 1
@@ -117,7 +133,8 @@ class ApplyState:
             if ok:
                 self.steps[step.id] = StepRecord(
                     step_fingerprint(step), DONE, self.seq,
-                    self.seq if changed else old.changed_seq, round(seconds, 3))
+                    self.seq if changed else old.changed_seq, round(seconds, 3),
+                    host_stat if _HOST_STAT.fullmatch(host_stat) else "")
             else:
                 # A step that was started (not safe to retry) and then failed may have
                 # changed the host halfway: keep it marked as started.

@@ -21,6 +21,39 @@ def _fake_pem(kind: str, body: str) -> bytes:
     return f"-----BEGIN {label}-----\n{body}\n-----END {label}-----\n".encode()
 
 
+def fake_stat(data: bytes, mode: int, owner: str) -> str:
+    """A file's ``actions.STAT``: any change of content, mode or owner changes it."""
+    tag = int(hashlib.sha256(repr((data, mode, owner)).encode()).hexdigest()[:8], 16)
+    return f"1.000000000:{tag}:{len(data)}"
+
+
+def _check(files: dict[str, tuple[bytes, int, str]], script: str) -> CommandOutput:
+    """One upload check: mode, owner, the stat and the digest, or ``=`` for the known stat."""
+    path = re.search(r"\[ -f (\S+) \]", script).group(1)
+    if path not in files:
+        return CommandOutput(3, b"", b"", 0.0)
+    data, mode, owner = files[path]
+    stat = fake_stat(data, mode, owner)
+    known = re.search(r'if \[ "\$s" = (\S+) \]', script).group(1).strip("'")
+    digest = "=" if known == stat else hashlib.sha256(data).hexdigest()
+    return CommandOutput(0, f"{mode:o} {owner} {stat} {digest}\n".encode(), b"", 0.0)
+
+
+def answer_checks(files: dict[str, tuple[bytes, int, str]], script: str) -> CommandOutput | None:
+    """The answer to an upload check or a batch of them (``upload_checks.batch_script``), or
+    None if ``script`` is neither."""
+    if "sha256sum <" not in script or "cat >" in script:
+        return None
+    checks = re.findall(r'^\( (.*) \); echo "kf-check \$\?"$', script, re.M)
+    if not checks:
+        return _check(files, script)
+    out = b""
+    for check in checks:
+        one = _check(files, check)
+        out += one.stdout + f"kf-check {one.exit_code}\n".encode()
+    return CommandOutput(0, out, b"", 0.0)
+
+
 @dataclass
 class FakeHost:
     files: dict[str, tuple[bytes, int, str]] = field(default_factory=dict)
@@ -46,28 +79,29 @@ class FakeSession:
             for needle, code in s.fail.items():
                 if needle in script:
                     return CommandOutput(code, b"", f"boom: {needle}\n".encode(), 0.0)
-            if script.startswith("for p in"):
-                wanted = re.search(r"for p in (.*?); do", script).group(1).split()
-                return CommandOutput(0, "\n".join(p for p in wanted
-                                                  if p not in s.programs).encode(), b"", 0.0)
-            if "sha256sum <" in script and "cat >" not in script:  # upload check
-                path = re.search(r"\[ -f (\S+) \]", script).group(1)
-                if path not in s.files:
-                    return CommandOutput(3, b"", b"", 0.0)
-                data, mode, owner = s.files[path]
-                line = f"{mode:o} {owner} {hashlib.sha256(data).hexdigest()}\n"
-                return CommandOutput(0, line.encode(), b"", 0.0)
-            if "cat >" in script:  # upload
-                path = re.search(r"mv -f \"\$t\" (\S+)", script).group(1)
-                mode = int(re.search(r"chmod (\d+)", script).group(1), 8)
-                owner = re.search(r"chown (\S+)", script).group(1)
-                s.files[path] = (stdin or b"", mode, owner)
-                return CommandOutput(0, b"", b"", 0.0)
-            if script == "kubeadm init":  # leaves its marker, as the real one does
-                s.files["/etc/app/inited"] = (b"", 0o644, "root:root")
-            if script.startswith("test -f "):
-                return CommandOutput(0 if script.split()[2] in s.files else 1, b"", b"", 0.0)
-            return CommandOutput(0, b"", b"", 0.0)
+            answer = answer_checks(s.files, script)
+            if answer is not None:
+                return answer
+            return self._one(script, stdin)
+
+    def _one(self, script: str, stdin: bytes | None) -> CommandOutput:
+        s = self.state
+        if script.startswith("for p in"):
+            wanted = re.search(r"for p in (.*?); do", script).group(1).split()
+            return CommandOutput(0, "\n".join(p for p in wanted
+                                              if p not in s.programs).encode(), b"", 0.0)
+        if "cat >" in script:  # upload
+            path = re.search(r"mv -f \"\$t\" (\S+)", script).group(1)
+            mode = int(re.search(r"chmod (\d+)", script).group(1), 8)
+            owner = re.search(r"chown (\S+)", script).group(1)
+            s.files[path] = (stdin or b"", mode, owner)
+            return CommandOutput(0, f"{fake_stat(stdin or b'', mode, owner)}\n".encode(),
+                                 b"", 0.0)
+        if script == "kubeadm init":  # leaves its marker, as the real one does
+            s.files["/etc/app/inited"] = (b"", 0o644, "root:root")
+        if script.startswith("test -f "):
+            return CommandOutput(0 if script.split()[2] in s.files else 1, b"", b"", 0.0)
+        return CommandOutput(0, b"", b"", 0.0)
 
     def close(self) -> None:
         pass

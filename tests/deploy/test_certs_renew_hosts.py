@@ -7,7 +7,6 @@ recorded so the next apply finds them done. The real cluster: tests/k8s/ha/test_
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import itertools
 import re
 
@@ -21,6 +20,7 @@ from kubeforge.targets.actions import Payload
 from kubeforge.targets.base import CommandOutput
 from kubeforge.targets.deploy import prepare
 from kubeforge.targets.execute import Sessions, StepRunner
+from tests.deploy.fakes import answer_checks, fake_stat
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
 SOURCE = """cluster lab {{
@@ -57,13 +57,10 @@ class ClockHost:
             owner = re.search(r"chown (\S+)", script).group(1)
             self.files[path], self.mtimes[path] = (stdin, mode, owner), next(self.clock)
             self.log.append(f"upload {path}")
-            return done()
-        if "sha256sum <" in script:
-            path = re.search(r"\[ -f (\S+) \]", script).group(1)
-            if path not in self.files:
-                return done(3)
-            data, mode, owner = self.files[path]
-            return done(out=f"{mode:o} {owner} {hashlib.sha256(data).hexdigest()}\n")
+            return done(out=fake_stat(stdin, mode, owner) + "\n")
+        answer = answer_checks(self.files, script)
+        if answer is not None:
+            return answer
         if "stat -c %.9Y" in script:
             lines = [f"C {name} {cid} {started}" for name, (cid, started)
                      in self.containers.items()]

@@ -10,20 +10,10 @@ import pytest
 from rich.console import Console
 
 from kubeforge.errors import UsageError
-from kubeforge.targets.base import CHANGED, FAILED, OK, SKIPPED, UNCHANGED, HostSpec
-from kubeforge.targets.deploy import Deployment, apply
+from kubeforge.targets.base import CHANGED, FAILED, OK, SKIPPED, UNCHANGED
+from kubeforge.targets.deploy import apply
 from kubeforge.targets.runner import Selection
-from tests.deploy.fakes import FakeHost, FakeTarget, small_plan
-
-
-@pytest.fixture
-def setup(tmp_path):
-    build = tmp_path / "build"
-    plan = small_plan(build)
-    dep = Deployment(plan, build, tmp_path / "state",
-                     {h.name: HostSpec(h.name, h.address) for h in plan.hosts})
-    hosts = {"a": FakeHost(programs={"kubeadm"}), "b": FakeHost(programs={"kubeadm"})}
-    return dep, hosts
+from tests.deploy.fakes import FakeTarget
 
 
 def run(dep, hosts, selection=Selection(), **kw):
