@@ -76,6 +76,8 @@ def _prepare(file, inventory, build_dir, state_dir):
     from kubeforge.targets.deploy import prepare
 
     dep = prepare(file, inventory, build_dir, state_dir)
+    for diagnostic in dep.diagnostics:
+        click.echo(diagnostic, err=True)
     for warning in dep.warnings:
         click.echo(f"warning: {warning}", err=True)
     return dep

@@ -50,6 +50,8 @@ class Deployment:
     warnings: tuple[str, ...] = ()  # for a person, before anything runs
     #: Inventory hosts the file no longer declares but an earlier apply set up (removal).
     former: dict[str, HostSpec] = field(default_factory=dict)
+    #: The compiler's warnings (RBAC lint, ...), as `check` shows them: with source lines.
+    diagnostics: tuple[str, ...] = ()
 
     @property
     def state_path(self) -> Path:
@@ -126,7 +128,8 @@ def prepare(source: Path, inventory: Path, build_dir: Path,
         del former[name]
         warnings.append(f"{inventory}: {name} was removed from cluster {plan.cluster} by an "
                         "earlier apply; it can leave the inventory")
-    return Deployment(plan, result.root, state, hosts, tuple(warnings), former)
+    return Deployment(plan, result.root, state, hosts, tuple(warnings), former,
+                      tuple(w.render(result.sources) for w in result.warnings))
 
 
 @contextmanager

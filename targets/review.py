@@ -92,7 +92,7 @@ def as_dict(dep: Deployment, verdicts: list[Verdict], probed: bool) -> dict[str,
                                     else v.step.id)
         else:
             phase[v.verdict] += 1
-    return {"cluster": dep.plan.cluster, "probed": probed, "warnings": list(dep.warnings),
+    return {"cluster": dep.plan.cluster, "probed": probed, "warnings": [*dep.diagnostics, *dep.warnings],
             "changes": sum(v.verdict == CHANGE for v in verdicts),
             "blocked": sum(v.verdict == BLOCKED for v in verdicts),
             "failing": sum(v.verdict == FAILING for v in verdicts), "hosts": hosts}
