@@ -1,4 +1,4 @@
-"""The Lark parser, stored whole under the user's cache directory so a command starts fast.
+"""The Lark parser, stored whole in kubeforge's cache directory so a command starts fast.
 
 Lark's own ``cache=True`` still rebuilds the parser from a generic serialization (a pure-Python
 walk of every table) and compiles one regular expression per lexer state on first use: most
@@ -20,25 +20,17 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import pickle
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 from lark import Lark
 
+from kubeforge import usercache
+
 #: Part of every file's name: bump it when what is stored changes shape.
 FORMAT = "1"
-
-
-def cache_dir() -> Path:
-    """``$KUBEFORGE_CACHE_DIR``, else ``$XDG_CACHE_HOME/kubeforge`` (``~/.cache/kubeforge``)."""
-    if os.environ.get("KUBEFORGE_CACHE_DIR"):
-        return Path(os.environ["KUBEFORGE_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "kubeforge"
 
 
 def cache_file(grammar: str, options: dict) -> Path:
@@ -46,7 +38,7 @@ def cache_file(grammar: str, options: dict) -> Path:
 
     key = "\0".join([FORMAT, grammar, repr(sorted(options.items())), lark.__version__,
                      sys.version, str(_sre_magic())])
-    return cache_dir() / f"parser-{hashlib.sha256(key.encode()).hexdigest()[:40]}.pickle"
+    return usercache.cache_dir() / f"parser-{hashlib.sha256(key.encode()).hexdigest()[:40]}.pickle"
 
 
 def load_parser(grammar_path: Path, **options) -> Lark:
@@ -63,14 +55,12 @@ def load_parser(grammar_path: Path, **options) -> Lark:
 
 
 def _read(path: Path) -> Lark | None:
+    data = usercache.read_own(path)
+    if data is None:
+        return None
     try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            # Only a file this user wrote and no one else can change is unpickled.
-            if st.st_uid != os.getuid() or st.st_mode & 0o022:
-                return None
-            parser = pickle.load(f)
-    except Exception:  # absent, truncated, from an incompatible Lark: build it again
+        parser = pickle.loads(data)
+    except Exception:  # truncated, or from an incompatible Lark: build it again
         return None
     return parser if isinstance(parser, Lark) else None
 
@@ -87,17 +77,9 @@ def _write(path: Path, parser: Lark) -> None:
     buffer = io.BytesIO()
     try:
         _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(parser)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".parser-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(buffer.getvalue())
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except Exception:  # an unwritable cache: the next run builds the parser again
-        pass
+    except Exception:  # a Lark whose parser does not pickle: it is built on every run
+        return
+    usercache.write_own(path, buffer.getvalue())
 
 
 # ------------------------------------------------------------------ what pickle cannot do alone
