@@ -6,13 +6,15 @@ unreadable or not this user's own is simply made again."""
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
 
 def cache_dir() -> Path:
-    if os.environ.get("KUBEFORGE_CACHE_DIR"):
-        return Path(os.environ["KUBEFORGE_CACHE_DIR"])
+    configured = os.environ.get("KUBEFORGE_CACHE_DIR")
+    if configured:
+        return Path(configured).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "kubeforge"
 
@@ -29,8 +31,10 @@ def read_own(path: Path) -> bytes | None:
         return None
 
 
-def write_own(path: Path, data: bytes) -> None:
-    """Replace the file whole (0600); a cache that cannot be written is only slower."""
+def write_own(path: Path, data: bytes, *, keep: int = 4) -> None:
+    """Replace the file whole (0600); a cache that cannot be written is only slower. ``path``
+    is named ``KIND-HASH.SUFFIX`` (40 hex digits): files of its kind (older grammars, other
+    installs) are removed past the ``keep`` newest."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -41,5 +45,11 @@ def write_own(path: Path, data: bytes) -> None:
         except BaseException:
             os.unlink(tmp)
             raise
+        kind = re.compile(re.escape(path.name[:-len(path.suffix) - 41]) + "-[0-9a-f]{40}"
+                          + re.escape(path.suffix))
+        kin = sorted((p for p in path.parent.iterdir() if kind.fullmatch(p.name)),
+                     key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for old in kin[keep:]:
+            old.unlink()
     except OSError:
         pass

@@ -100,3 +100,18 @@ def test_an_unwritable_cache_still_parses(tmp_path, monkeypatch):
     monkeypatch.setenv("KUBEFORGE_CACHE_DIR", str(blocked / "cache"))  # under a regular file
     parser = parser_cache.load_parser(GRAMMAR_PATH, **OPTIONS)
     assert shape(parser.parse(SOURCES[0].read_text()))
+
+
+def test_old_files_of_a_kind_go_and_nothing_else(cache):
+    from kubeforge import usercache
+
+    cache.mkdir()
+    olds = [cache / f"parser-{n:040x}.pickle" for n in range(5)]
+    others = [cache / "parser-notes.txt", cache / f"schema-checks-{0:040x}.json", cache / "bundles"]
+    for i, path in enumerate(olds + others[:2]):
+        path.write_text("")
+        os.utime(path, ns=(i * 10**9, i * 10**9))
+    others[2].mkdir()
+    usercache.write_own(cache / f"parser-{9:040x}.pickle", b"new", keep=2)
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        [f"parser-{9:040x}.pickle", olds[4].name, *(p.name for p in others)])
