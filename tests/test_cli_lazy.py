@@ -8,6 +8,7 @@ import importlib
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -62,3 +63,16 @@ def test_help_lists_every_lazy_command():
                             text=True, timeout=120).stdout
     for name in LAZY:
         assert f"  {name} " in listed, name
+
+
+def test_rich_consoles_come_from_kubeforge_console():
+    """Its broken-pipe hook is set where Console is taken from, not at the CLI's import (which
+    --help and check make without rich): a module taking Console from rich itself could
+    print before anything set it."""
+    root = Path(__file__).resolve().parent.parent
+    for path in sorted(p for d in ("kubeforge", "compiler", "dsl", "targets", "bundle")
+                       for p in (root / d).rglob("*.py")):
+        if path.name == "console.py" and path.parent.name == "kubeforge":
+            continue
+        text = path.read_text()
+        assert "rich.console" not in text and "from rich import" not in text, path
