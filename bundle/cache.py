@@ -1,10 +1,11 @@
 """The bundle build cache: every built part stored under a key made of all its inputs.
 
-``~/.cache/kubeforge/bundles`` by default (``KUBEFORGE_BUNDLE_CACHE`` or ``--cache-dir``
-override it), outside any repository. An entry is a directory holding the part's files and
-``entry.json`` (what the builder recorded: hashes, versions); it is built under a temporary
-name and renamed into place, so an interrupted build leaves no entry that looks complete.
-One ``bundle build`` at a time holds the cache (a lock file), so two never race for a key.
+``~/.cache/kubeforge/bundles`` by default (``bundles`` in ``KUBEFORGE_CACHE_DIR`` when it is
+set; ``KUBEFORGE_BUNDLE_CACHE`` or ``--cache-dir`` override it), outside any repository. An
+entry is a directory holding the part's files and ``entry.json`` (what the builder recorded:
+hashes, versions); it is built under a temporary name and renamed into place, so an
+interrupted build leaves no entry that looks complete. One ``bundle build`` at a time holds
+the cache (a lock file), so two never race for a key.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from kubeforge import usercache
+
 #: Bump when the way a part is built changes, so old entries are not reused.
 BUILDER_REVISION = 1
 
@@ -27,8 +30,7 @@ def default_cache_dir() -> Path:
     configured = os.environ.get("KUBEFORGE_BUNDLE_CACHE")
     if configured:
         return Path(configured).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "kubeforge" / "bundles"
+    return usercache.cache_dir() / "bundles"
 
 
 def input_key(*parts) -> str:

@@ -130,6 +130,7 @@ def check_manifests(program, diags) -> None:
     deprecated field in one (a file without a cluster is checked for the default version).
     A patched object is checked as patched; its schema errors are the patch's (E130)."""
     from kubeforge.compiler import versions
+    from kubeforge.compiler.api_schema_cache import CheckCache
     from kubeforge.compiler.emit.manifests import cluster_objects, namespace_objects
     from kubeforge.compiler.patch import PatchProblem, apply_patches
 
@@ -137,13 +138,14 @@ def check_manifests(program, diags) -> None:
     minor = versions.parse(version)[0]
     groups = [cluster_objects(program)]
     groups += [namespace_objects(program, ns) for ns in sorted({n.name for n in program.namespaces})]
+    cache = CheckCache()  # objects checked before are not checked, nor jsonschema imported
     for group in groups:
         for what, doc, patches, span in group:
             try:
                 final = apply_patches(doc, patches, version, what)
             except PatchProblem:
                 continue  # reported by check_patches
-            for problem in check_object(final, minor):
+            for problem in cache.check(final, minor):
                 where = f" field `{problem.path}`" if problem.path else ""
                 if problem.severity == "deprecated":
                     diags.warning("W122", f"{what}{where} is deprecated in Kubernetes {version}",
@@ -151,3 +153,4 @@ def check_manifests(program, diags) -> None:
                 elif not patches:
                     diags.error("E122", f"{what}{where} is not valid in Kubernetes {version}: "
                                 f"{problem.message}", span)
+    cache.save()

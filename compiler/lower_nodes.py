@@ -11,8 +11,6 @@ import dataclasses
 
 from kubeforge.compiler import values as V
 from kubeforge.compiler.context import Lowerer
-from kubeforge.compiler.inventory import (GROUP_ROLES, InventoryHost, InventoryProblem,
-                                          load_inventory)
 from kubeforge.compiler.ir import ClusterNode, NodeTaint
 from kubeforge.compiler.lower_network import NetworkLowerer
 from kubeforge.dsl.ast import Node, Value
@@ -34,6 +32,11 @@ class NodesLowerer(Lowerer):
         nodes: list[ClusterNode] = []
         inventory_failed = False
         if from_stmt is not None:
+            # Imported here: the inventory reader (YAML, ansible's parsers) costs a file
+            # without `nodes from` a good part of its whole check.
+            from kubeforge.compiler.inventory import (GROUP_ROLES, InventoryHost, InventoryProblem,
+                                                      load_inventory)
+
             value = from_stmt.value()
             path = self.path(value)
             hosts: tuple[InventoryHost, ...] = ()

@@ -48,10 +48,19 @@ def is_namespaced(resource: str) -> bool:
     return resource.split("/", 1)[0] not in CLUSTER_SCOPED
 
 
+#: libyaml when present: the pure-Python loader took most of `check`'s time reading the two
+#: data files below (tests/rbac/test_defaults_data.py holds both loaders to the same result).
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _data(name: str) -> str:
+    return resources.files("kubeforge.compiler").joinpath(f"data/{name}").read_text()
+
+
 @functools.lru_cache(maxsize=None)
 def _documents() -> tuple[dict, ...]:
-    text = resources.files("kubeforge.compiler").joinpath("data/rbac-bootstrap.yaml").read_text()
-    return tuple(d for d in yaml.safe_load_all(text) if d)
+    docs = yaml.load_all(_data("rbac-bootstrap.yaml"), Loader=_Loader)  # noqa: S506 - safe
+    return tuple(d for d in docs if d)
 
 
 def _minor(version: Optional[str]) -> int:
@@ -101,8 +110,8 @@ def builtin_cluster_roles(version: Optional[str] = None) -> tuple[Role, ...]:
 
 @functools.lru_cache(maxsize=None)
 def _system_documents() -> tuple[dict, ...]:
-    text = resources.files("kubeforge.compiler").joinpath("data/rbac-system-roles.yaml").read_text()
-    return tuple(yaml.safe_load(text)["roles"])
+    doc = yaml.load(_data("rbac-system-roles.yaml"), Loader=_Loader)  # noqa: S506 - safe
+    return tuple(doc["roles"])
 
 
 @functools.lru_cache(maxsize=None)

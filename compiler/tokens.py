@@ -29,11 +29,14 @@ import re
 import secrets
 import string
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kubeforge.compiler.ir import Subject
 from kubeforge.compiler.rbac import AUTHENTICATED, Identity
-from kubeforge.compiler.state import StateDir
 from kubeforge.errors import StateError
+
+if TYPE_CHECKING:  # the state module brings cryptography's x509, which `check` never needs
+    from kubeforge.compiler.state import StateDir
 
 USER_PREFIX = "system:bootstrap:"
 BOOTSTRAPPERS = "system:bootstrappers"

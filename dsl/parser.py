@@ -13,6 +13,7 @@ from kubeforge.dsl import hints
 from kubeforge.dsl.ast import Module, Node, Value
 from kubeforge.dsl.diagnostics import (Diagnostic, DiagnosticError, SourceMap, Span, did_you_mean,
                                        escape_controls, source_lines)
+from kubeforge.dsl.parser_cache import load_parser
 from kubeforge.errors import UsageError
 from kubeforge.fileio import TEXT_LIMIT, FileProblem, read_text
 
@@ -38,17 +39,15 @@ _TERMINAL_WORDS = {
 
 @functools.lru_cache(maxsize=None)
 def lark_parser(keep_all_tokens: bool = False) -> Lark:
-    return Lark.open(
-        GRAMMAR,
-        rel_to=__file__,
+    # Building the LALR tables takes most of a second, and even Lark's own cache leaves a
+    # small file's check waiting on the parser; parser_cache stores it finished.
+    return load_parser(
+        Path(__file__).with_name(GRAMMAR),
         parser="lalr",
         lexer="contextual",
         propagate_positions=True,
         maybe_placeholders=False,
         keep_all_tokens=keep_all_tokens,
-        # Building the LALR tables takes most of a second; Lark caches them on disk by
-        # grammar hash, so only the first run after a grammar change pays for it.
-        cache=True,
     )
 
 
@@ -56,7 +55,7 @@ def lark_parser(keep_all_tokens: bool = False) -> Lark:
 def _keyword_of() -> dict[str, str]:
     """Terminal name -> the literal keyword or punctuation it stands for."""
     out = {}
-    for term in lark_parser().terminals:
+    for term in lark_parser(False).terminals:  # the key parse_tree's call uses
         if term.pattern.type == "str":
             out[term.name] = term.pattern.value
     return out

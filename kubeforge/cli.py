@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
-import rich.console
 
 from kubeforge import __version__
-from kubeforge.dsl.diagnostics import DiagnosticError
 from kubeforge.errors import KubeforgeError
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
@@ -27,6 +25,9 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
 
 def report(err: KubeforgeError, as_json: bool = False) -> int:
     if as_json:
+        # Imported here: --help and the commands that never report diagnostics skip it.
+        from kubeforge.dsl.diagnostics import DiagnosticError
+
         diagnostics = [d.as_dict() for d in err.diagnostics] if isinstance(err, DiagnosticError) else []
         click.echo(json.dumps({"ok": False, "error": str(err) if not diagnostics else None,
                                "diagnostics": diagnostics}, indent=2, sort_keys=True))
@@ -54,7 +55,7 @@ def reader_gone() -> NoReturn:
     """The reader of our output went away (`kubeforge ... | head`): end as Unix tools do,
     killed by SIGPIPE (the shell shows 141), with no traceback and no exit code that would
     claim a failed operation. stdout goes to /dev/null first, so nothing flushes into the
-    closed pipe on the way out."""
+    closed pipe on the way out. Output through rich comes here too (kubeforge.console)."""
     try:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except (OSError, ValueError):
@@ -62,11 +63,6 @@ def reader_gone() -> NoReturn:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGPIPE)
     sys.exit(128 + signal.SIGPIPE)  # not reached where SIGPIPE exists
-
-
-# rich catches a broken pipe itself and exits 1 without a word; its documented hook sends
-# that case here too, so every command behaves the same whichever way it prints.
-rich.console.Console.on_broken_pipe = lambda self: reader_gone()  # type: ignore[method-assign]
 
 
 #: Subcommands in their own modules: name -> (module, attribute, the command's short help).

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 
+from kubeforge.console import Console
 from kubeforge.errors import UsageError
 from kubeforge.targets.base import JumpHost, SshOptions
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from kubeforge.compiler import hostport
+from kubeforge.console import Console
 from kubeforge.targets.vagrant import PROVIDERS
 
 _file = click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))

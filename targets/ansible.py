@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
-from rich.console import Console
 
 from kubeforge.compiler.artifacts import write_atomic
 from kubeforge.compiler.emit.ansible import step_id_of
 from kubeforge.compiler.plan import Command, Step
+from kubeforge.console import Console
 from kubeforge.targets.base import (CHANGED, FAILED, OK, SKIPPED, UNCHANGED, HostSpec,
                                     ANSIBLE_SSH_ARGS, SshOptions, StepResult, host_key_options)
 from kubeforge.targets.deploy import ApplyReport, Deployment, _log, _timings

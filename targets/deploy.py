@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from rich.console import Console
 
 from kubeforge.compiler.artifacts import write_atomic
 from kubeforge.compiler.build import compile_file, default_state_dir
@@ -27,6 +26,7 @@ from kubeforge.compiler.cert_scan import expiry_warnings
 from kubeforge.compiler.inventory import InventoryProblem, load_inventory
 from kubeforge.compiler.plan import Plan
 from kubeforge.compiler.state import StateDir
+from kubeforge.console import Console
 from kubeforge.errors import UsageError
 from kubeforge.fileio import path_problem
 from kubeforge.targets.base import CHANGED, FAILED, HostSpec, StepResult, Target

@@ -16,11 +16,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from kubeforge.compiler.plan import Step
+from kubeforge.console import Console
 from kubeforge.targets.base import CHANGED, FAILED, OK, SKIPPED, UNCHANGED, StepResult
 
 STYLE = {CHANGED: "yellow", UNCHANGED: "green", OK: "green", FAILED: "bold red",

@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from kubeforge.console import Console
 from kubeforge.errors import KubeforgeError
 from kubeforge.targets.base import HostSpec, SshOptions, TargetError
 from kubeforge.targets.redact import redact

@@ -1,0 +1,77 @@
+"""Schema-check results kept between runs answer exactly as the check itself."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from kubeforge.compiler import api_schema, api_schema_cache
+from kubeforge.compiler.api_schema_cache import CheckCache
+
+DEPLOYMENT = {
+    "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+    "spec": {"selector": {"matchLabels": {"app": "web"}},
+             "template": {"metadata": {"labels": {"app": "web"}},
+                          "spec": {"serviceAccount": "old",
+                                   "containers": [{"name": "web", "image": "nginx"}]}}},
+}
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBEFORGE_CACHE_DIR", str(tmp_path))
+    api_schema_cache.cache_file.cache_clear()
+    yield tmp_path
+    api_schema_cache.cache_file.cache_clear()
+
+
+def bad() -> dict:
+    obj = copy.deepcopy(DEPLOYMENT)
+    obj["spec"]["replicaz"] = 3
+    return obj
+
+
+def test_a_stored_result_is_the_checks_own(cache, monkeypatch):
+    expected = {37: [api_schema.check_object(o, 37) for o in (DEPLOYMENT, bad())]}
+    assert expected[37][0] and expected[37][1]  # a deprecation; an error and a deprecation
+    first = CheckCache()
+    assert [first.check(o, 37) for o in (DEPLOYMENT, bad())] == expected[37]
+    first.save()
+
+    def unreachable(obj, minor):
+        raise AssertionError("checked again")
+
+    monkeypatch.setattr(api_schema, "check_object", unreachable)
+    assert [CheckCache().check(o, 37) for o in (DEPLOYMENT, bad())] == expected[37]
+
+
+def test_another_object_or_minor_is_checked(cache, monkeypatch):
+    stored = CheckCache()
+    stored.check(DEPLOYMENT, 37)
+    stored.save()
+    calls = []
+    real = api_schema.check_object
+    monkeypatch.setattr(api_schema, "check_object",
+                        lambda obj, minor: calls.append(minor) or real(obj, minor))
+    again = CheckCache()
+    again.check(DEPLOYMENT, 37)
+    again.check(DEPLOYMENT, 36)
+    again.check(bad(), 37)
+    reordered = dict(reversed(list(DEPLOYMENT.items())))  # messages show keys in order
+    again.check(reordered, 37)
+    assert calls == [36, 37, 37]
+
+
+def test_a_damaged_file_is_an_empty_cache(cache):
+    path = api_schema_cache.cache_file()
+    assert path.parent == cache
+    path.write_text("{not json")
+    assert CheckCache().check(bad(), 37) == api_schema.check_object(bad(), 37)
+
+
+def test_the_file_is_named_by_the_check_and_the_packages(cache, monkeypatch):
+    before = api_schema_cache.cache_file()
+    api_schema_cache.cache_file.cache_clear()
+    monkeypatch.setattr(api_schema_cache, "_PACKAGES", ("jsonschema", "referencing", "yaml"))
+    assert api_schema_cache.cache_file() != before
