@@ -128,7 +128,16 @@ class _Writer:
         split = not simple_key
         if implicit and not (simple_key and (found.empty or found.multiline)) \
                 and found.allow_block_plain:
-            e.write_plain(text, split)
+            if not found.multiline and e.column + 1 + len(text) <= e.best_width:
+                # write_plain's own result when no space can fold and no break is inside:
+                # the text after one space (none right after an indent).
+                if not e.whitespace:
+                    text = " " + text
+                e.column += len(text)
+                e.whitespace = e.indention = False
+                self.out.write(text)
+            else:
+                e.write_plain(text, split)
         elif found.allow_single_quoted and not (simple_key and found.multiline):
             e.write_single_quoted(text, split)
         else:
