@@ -128,8 +128,6 @@ def test_fast_representer_writes_what_the_plain_one_writes():
     """manifests._Dumper builds its nodes itself; the text is _SlowDumper's, byte for byte."""
     import random
 
-    import yaml
-
     from kubeforge.compiler.emit import manifests
     from kubeforge.compiler.emit.manifests import cluster_objects, namespace_objects
 
