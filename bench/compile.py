@@ -1,33 +1,103 @@
-"""Compile-time benchmark: generated sources with 10, 100 and 500 workloads.
+"""Compile time at fleet scale: nodes, workloads, and both, per phase, for this tree and
+(with --against DIR) another checkout side by side in one run.
 
-Run: python bench/compile.py [--repeat N]. Prints the median wall time of each stage:
-parse, check (parse + lowering + semantic checks), manifests (emit), and the full
-`kubeforge compile` (with a warm state directory, so the PKI is reused as on a re-run).
+Run: python bench/compile.py [--against OLD_CHECKOUT] [--sizes NODES:WORKLOADS ...]
+     [--repeat N] [--no-phases]
+
+For every size (default: 100 and 1,000 nodes; 500 and 5,000 workloads; both together) and
+tree, one `kubeforge compile` warms the state directory (the PKI is then reused, as on a
+re-run). Then:
+
+* phases: one process times parse, check (lowering and every semantic check, parse
+  included), each emitter (an artifact family: pki, kubeconfig, ..., plan, ansible) and the
+  write, in-process;
+* `check` and `compile`: whole `kubeforge` processes (median of --repeat), with the peak
+  RSS of the compile.
+
+The growth lines divide the largest size's time by the smallest's in each group: linear
+growth gives the ratio of the inputs (10x for the defaults). A checkout is imported straight
+from its folders (pyproject's package-dir), so nothing is installed for it.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from kubeforge.compiler.build import compile_file
-from kubeforge.compiler.emit.manifests import manifest_artifacts
-from kubeforge.compiler.lower import load_program
-from kubeforge.dsl.parser import parse
+HERE = Path(__file__).resolve().parent.parent
 
-CLUSTER = """cluster bench {
+#: Imports kubeforge from the checkout in argv[1] by its package-dir mapping, then runs the
+#: rest of the script (``RUN``) with the rest of argv.
+BOOT = """
+import importlib.util, sys, tomllib
+root = sys.argv.pop(1)
+dirs = tomllib.load(open(root + "/pyproject.toml", "rb"))["tool"]["setuptools"]["package-dir"]
+for name in sorted(dirs, key=lambda n: n.count(".")):
+    where = root + "/" + dirs[name]
+    spec = importlib.util.spec_from_file_location(name, where + "/__init__.py",
+                                                  submodule_search_locations=[where])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, module)
+"""
+
+CLI = BOOT + """
+from kubeforge.cli import main
+sys.argv[0] = "kubeforge"
+main()
+"""
+
+#: Times each phase of one compile in-process and prints them as JSON (seconds by name).
+PHASES = BOOT + """
+import datetime as dt, importlib, json, time
+from pathlib import Path
+from kubeforge.compiler import build
+from kubeforge.compiler.artifacts import BuildContext, write_artifacts
+from kubeforge.compiler.lower import load_program
+from kubeforge.compiler.state import StateDir
+from kubeforge.dsl.parser import load
+
+kf, out, state = map(Path, sys.argv[1:4])
+times = {}
+started = time.perf_counter()
+load(kf)
+times["parse"] = time.perf_counter() - started
+started = time.perf_counter()
+program, _ = load_program(kf)
+times["check"] = time.perf_counter() - started
+ctx = BuildContext(program=program, state_dir=state, now=dt.datetime.now(dt.timezone.utc),
+                   base_dir=Path(program.base_dir))
+for name in build.EMITTERS:
+    module = importlib.import_module(name)
+    started = time.perf_counter()
+    ctx.artifacts.extend(module.emit(ctx))
+    times["emit " + name.rsplit(".", 1)[-1]] = time.perf_counter() - started
+started = time.perf_counter()
+write_artifacts(out / program.cluster.name, ctx.artifacts, StateDir(state).digest_key())
+times["write"] = time.perf_counter() - started
+times["files"] = len(ctx.artifacts)
+print(json.dumps(times))
+"""
+
+CLUSTER = """cluster fleet {{
   kubernetes "1.37.2"
-  endpoint "10.77.0.100:8443"
-  loadbalancer keepalived-haproxy { vip 10.77.0.100  interface "eth0" }
-  node cp1 { address 10.77.0.11  role control-plane }
-  node cp2 { address 10.77.0.12  role control-plane }
-  node cp3 { address 10.77.0.13  role control-plane }
-  node w1 { address 10.77.0.21  role worker }
-}
+  endpoint "172.16.0.100:8443"
+  network {{ nodes 172.16.0.0/12 }}
+  loadbalancer keepalived-haproxy {{ vip 172.16.0.100  interface "eth0" }}
+  node cp1 {{ address 172.16.0.11  role control-plane }}
+  node cp2 {{ address 172.16.0.12  role control-plane }}
+  node cp3 {{ address 172.16.0.13  role control-plane }}
+{workers}}}
 """
 
 WORKLOAD = """  config app{i} {{ MODE = "prod"  INDEX = "{i}" }}
@@ -45,45 +115,103 @@ WORKLOAD = """  config app{i} {{ MODE = "prod"  INDEX = "{i}" }}
   service app{i} -> app{i} port http 80 to http
 """
 
-
-def source(n: int) -> str:
-    body = "".join(WORKLOAD.format(i=i) for i in range(n))
-    return f"{CLUSTER}\nnamespace bench {{\n{body}}}\n"
+DEFAULT_SIZES = ["100:0", "1000:0", "0:500", "0:5000", "100:500", "1000:5000"]
 
 
-def median_time(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def source(nodes: int, workloads: int) -> str:
+    """Three control planes and ``nodes`` workers (in 172.16.0.0/12, away from the default pod
+    and service CIDRs), and ``workloads`` deployments with a config and a service each."""
+    workers = "".join(f"  node w{i} {{ address 172.{17 + i // 60000}.{(i // 250) % 240}."
+                      f"{i % 250 + 1}  role worker }}\n" for i in range(nodes))
+    text = CLUSTER.format(workers=workers)
+    if workloads:
+        text += "\nnamespace fleet {\n" + "".join(WORKLOAD.format(i=i)
+                                                 for i in range(workloads)) + "}\n"
+    return text
+
+
+def run(tree: Path, *argv: str, script: str = CLI) -> tuple[float, int, str]:
+    """Seconds, peak RSS (MiB) and standard output of one process of ``tree``."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", script, str(tree), *argv],
+                                stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"{tree}: {' '.join(argv[:2])} failed:\n{err.read().decode()}")
+        return seconds, usage.ru_maxrss // 1024, out.read().decode()
+
+
+def measure(tree: Path, kf: Path, root: Path, label: str, repeat: int,
+            phases: bool) -> dict[str, float]:
+    out, state = root / f"out-{label}", root / f"state-{label}-{kf.stem}"
+    compile_argv = ("compile", str(kf), "-o", str(out), "--state-dir", str(state))
+    run(tree, *compile_argv)  # warm: the PKI is made once
+    result: dict[str, float] = {}
+    if phases:
+        result.update(json.loads(run(tree, str(kf), str(out), str(state), script=PHASES)[2]))
+    result["process check"] = statistics.median(run(tree, "check", str(kf))[0]
+                                                for _ in range(repeat))
+    runs = [run(tree, *compile_argv) for _ in range(repeat)]
+    result["process compile"] = statistics.median(s for s, _, _ in runs)
+    result["compile MiB"] = max(m for _, m, _ in runs)
+    return result
+
+
+def _row(name: str, values: list[float], ratio: bool, unit: str = "s") -> str:
+    fmt = (lambda v: f"{v:>10.0f}") if unit != "s" else (lambda v: f"{v:>10.2f}")
+    line = f"  {name:<22}" + "".join(fmt(v) for v in values)
+    if ratio and len(values) == 2 and values[0] > 0 and unit == "s":
+        line += f"  {values[1] / values[0]:>8.1f}x"
+    return line
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--sizes", type=int, nargs="*", default=[10, 100, 500])
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--against", type=Path, help="another kubeforge checkout to compare with")
+    ap.add_argument("--sizes", nargs="*", default=DEFAULT_SIZES, metavar="NODES:WORKLOADS")
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--no-phases", dest="phases", action="store_false",
+                    help="only the whole-process times")
     args = ap.parse_args()
-    now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
-    print(f"{'workloads':>9} {'lines':>7} {'parse':>9} {'check':>9} {'manifests':>10} {'compile':>9}")
+    trees = {"this": HERE, **({"against": args.against.resolve()} if args.against else {})}
+    sizes = [tuple(map(int, s.split(":"))) for s in args.sizes]
+    results: dict[tuple[int, int], dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        for n in args.sizes:
-            text = source(n)
-            path = root / f"bench{n}.kf"
-            path.write_text(text)
-            program, _ = load_program(path)
-            assert len(program.workloads) == n
-            state = root / f"state{n}"
-            compile_file(path, root / "out", state_dir=state, now=now)  # warm the PKI state
-            t_parse = median_time(lambda: parse(text, str(path)), args.repeat)
-            t_check = median_time(lambda: load_program(path), args.repeat)
-            t_emit = median_time(lambda: manifest_artifacts(program), args.repeat)
-            t_all = median_time(lambda: compile_file(path, root / "out", state_dir=state, now=now),
-                                args.repeat)
-            print(f"{n:>9} {text.count(chr(10)):>7} {t_parse * 1000:>7.1f}ms {t_check * 1000:>7.1f}ms"
-                  f" {t_emit * 1000:>8.1f}ms {t_all * 1000:>7.1f}ms")
+        for nodes, workloads in sizes:
+            kf = root / f"fleet-{nodes}-{workloads}.kf"
+            text = source(nodes, workloads)
+            kf.write_text(text)
+            got = {label: measure(tree, kf, root, label, args.repeat, args.phases)
+                   for label, tree in trees.items()}
+            results[(nodes, workloads)] = got
+            print(f"{nodes} nodes, {workloads} workloads ({len(text) // 1024} KiB, "
+                  f"{text.count(chr(10))} lines, {int(got['this'].get('files', 0))} files)")
+            print(f"  {'':<22}" + "".join(f"{label:>10}" for label in trees)
+                  + ("  against/this" if len(trees) > 1 else ""))
+            for key in got["this"]:
+                if key != "files":
+                    print(_row(key, [got[t].get(key, 0.0) for t in trees], len(trees) > 1,
+                               "MiB" if key.endswith("MiB") else "s"))
+            sys.stdout.flush()
+    print()
+    groups = {"nodes": [s for s in sizes if s[1] == 0], "workloads": [s for s in sizes if s[0] == 0],
+              "both": [s for s in sizes if s[0] and s[1]]}
+    for label, group in groups.items():
+        if len(group) < 2:
+            continue
+        small, large = group[0], group[-1]
+        factor = max(large[0] / max(small[0], 1), large[1] / max(small[1], 1))
+        for what in ("process check", "process compile"):
+            print(f"growth over {label} {small} -> {large} ({factor:.0f}x the input), {what}:"
+                  + "".join(f" {t} {results[large][t][what] / results[small][t][what]:.1f}x"
+                            for t in trees))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+from kubeforge.compiler.schema_fast import compile_schema
+
 _DEPRECATED = re.compile(r"\bDeprecated:\s*([^.]*\.?)")
 
 
@@ -65,7 +67,7 @@ def kind_schema(minor: int, api_version: str, kind: str) -> dict | None:
 
 @functools.lru_cache(maxsize=None)
 def _validator(minor: int, api_version: str, kind: str):
-    """(validator, schema), or None when the minor does not serve ``api_version``/``kind``."""
+    """(validator, schema, quick check), or None when the minor does not serve ``api_version``/``kind``."""
     import jsonschema
     from referencing import Registry, Resource
 
@@ -74,7 +76,8 @@ def _validator(minor: int, api_version: str, kind: str):
         return None
     registry = Resource.from_contents(schema) @ Registry()
     registry = Resource.from_contents(_definitions_file(minor)) @ registry
-    return jsonschema.Draft202012Validator(schema, registry=registry), schema
+    quick = compile_schema(schema, definitions(minor))
+    return jsonschema.Draft202012Validator(schema, registry=registry), schema, quick
 
 
 def _resolve(schema: dict | None, defs: dict) -> dict | None:
@@ -85,21 +88,39 @@ def _resolve(schema: dict | None, defs: dict) -> dict | None:
     return schema
 
 
+#: id(schema) -> (schema, {key: (deprecation note or None, resolved sub-schema)}): what
+#: _deprecations reads of a property, worked out once per schema and key, not per object.
+_PROPERTIES: dict[int, tuple[dict, dict[str, tuple[str | None, dict | None]]]] = {}
+
+
+def _property(schema: dict, key: str, defs: dict) -> tuple[str | None, dict | None]:
+    entry = _PROPERTIES.get(id(schema))
+    if entry is None:
+        entry = _PROPERTIES[id(schema)] = (schema, {})  # the schema kept alive with its id
+    known = entry[1].get(key)
+    if known is None:
+        props = schema.get("properties") or {}
+        sub = _resolve(props.get(key), defs)
+        own = (props.get(key) or {}).get("description") or (sub or {}).get("description")
+        match = _DEPRECATED.search(own or "")
+        known = entry[1][key] = (match.group(1).strip() or "deprecated" if match else None, sub)
+    return known
+
+
 def _deprecations(value: Any, schema: dict | None, defs: dict, path: str) -> Iterator[ApiProblem]:
+    if not isinstance(value, (dict, list)):
+        return  # nothing below a scalar
     schema = _resolve(schema, defs)
     if schema is None:
         return
     if isinstance(value, dict):
-        props = schema.get("properties") or {}
         for key, item in value.items():
-            sub = _resolve(props.get(key), defs)
+            note, sub = _property(schema, key, defs)
             where = f"{path}.{key}" if path else key
-            own = (props.get(key) or {}).get("description") or (sub or {}).get("description")
-            match = _DEPRECATED.search(own or "")
-            if match:
-                yield ApiProblem("deprecated", where, match.group(1).strip() or "deprecated")
+            if note is not None:
+                yield ApiProblem("deprecated", where, note)
             yield from _deprecations(item, sub, defs, where)
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+    elif isinstance(schema.get("items"), dict):
         for index, item in enumerate(value):
             yield from _deprecations(item, schema["items"], defs, f"{path}[{index}]")
 
@@ -111,9 +132,10 @@ def check_object(obj: dict, minor: int) -> list[ApiProblem]:
     if found is None:
         return [ApiProblem("error", "", f"Kubernetes 1.{minor} does not serve {kind} "
                                         f"{api_version}")]
-    validator, schema = found
+    validator, schema, quick = found
     problems = []
-    for err in sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path))):
+    errors = () if quick(obj) else validator.iter_errors(obj)
+    for err in sorted(errors, key=lambda e: list(map(str, e.absolute_path))):
         where = ".".join(str(p) for p in err.absolute_path)
         message = err.message if len(err.message) <= 160 else err.message[:157] + "..."
         problems.append(ApiProblem("error", where, message))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubeforge.compiler.artifacts import Artifact, BuildContext, write_artifacts
+from kubeforge.compiler.gc_batch import fewer_collections
 from kubeforge.compiler.ir import Program
 from kubeforge.compiler.lower import load_program
 from kubeforge.compiler.state import StateDir
@@ -52,9 +53,10 @@ def default_state_dir(cluster_name: str, base: Path | None = None) -> Path:
 def run_emitters(program: Program, state_dir: Path, now: dt.datetime) -> BuildContext:
     ctx = BuildContext(program=program, state_dir=state_dir, now=now,
                        base_dir=Path(program.base_dir))
-    for name in EMITTERS:
-        module = importlib.import_module(name)
-        ctx.artifacts.extend(module.emit(ctx))
+    with fewer_collections():
+        for name in EMITTERS:
+            module = importlib.import_module(name)
+            ctx.artifacts.extend(module.emit(ctx))
     return ctx
 
 

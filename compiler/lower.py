@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from kubeforge.compiler.gc_batch import fewer_collections
 from kubeforge.compiler.ir import Namespace, Program
 from kubeforge.compiler.lower_cluster import ClusterLowerer
 from kubeforge.compiler.lower_meta import MetaLowerer
@@ -23,6 +24,11 @@ from kubeforge.dsl.parser import load
 
 def load_program(path: str | Path, *, strict: bool = False) -> tuple[Program, SourceMap]:
     """Parse ``path`` (and its imports), lower it and check it; raise DiagnosticError."""
+    with fewer_collections():
+        return _load_program(path, strict)
+
+
+def _load_program(path: str | Path, strict: bool) -> tuple[Program, SourceMap]:
     modules, sources = load(path)
     diags = Collector()
     program = ProgramLowerer(diags, Path(path).parent).lower(modules)

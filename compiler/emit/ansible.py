@@ -30,8 +30,6 @@ How the plan's contract maps onto Ansible:
 
 from __future__ import annotations
 
-import functools
-import io
 import re
 import shlex
 from pathlib import PurePosixPath
@@ -41,6 +39,7 @@ from typing import Any
 import yaml
 
 from kubeforge.compiler.artifacts import Artifact, BuildContext
+from kubeforge.compiler.emit import yaml_block
 from kubeforge.compiler.inventory import inventory_groups
 from kubeforge.compiler.plan import Command, Plan, PlanError, Service, Step, Upload
 
@@ -221,33 +220,32 @@ def waves(plan: Plan, phase: str) -> list[list[Step]]:
 
 class _Dumper(yaml.SafeDumper):
     """Indents block sequences under their key, as ansible-lint's yamllint rules want.
-    (libyaml's dumper cannot: this is the pure-Python one.)"""
+    (libyaml's dumper cannot: this is the pure-Python one, for what yaml_block leaves.)"""
 
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
         super().increase_indent(flow, False)
 
     def analyze_scalar(self, scalar: str):  # type: ignore[override]
-        # A pure function of the string (allow_unicode never changes here), and the same
-        # strings recur on every host of a big cluster: the dumper's hottest function.
-        return _analysis(scalar)
-
-
-@functools.lru_cache(maxsize=65536)
-def _analysis(scalar: str):
-    return yaml.SafeDumper.analyze_scalar(_ANALYZER, scalar)
-
-
-_ANALYZER = yaml.SafeDumper(io.StringIO())  # allow_unicode=None, as _dump leaves it
+        return yaml_block.analysis(scalar)
 
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present
+#: width 120 folds long shell strings at single spaces, which YAML reads back unchanged,
+#: so lines stay under ansible-lint's limit.
+WIDTH = 120
+
+
+def dump_pyyaml(doc: Any) -> str:
+    """What _dump writes, by PyYAML's own dumper (yaml_block's reference)."""
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                     width=WIDTH, explicit_start=True)
 
 
 def _dump(doc: Any) -> str:
-    # width 120 folds long shell strings at single spaces, which YAML reads back unchanged,
-    # so lines stay under ansible-lint's limit; key order is the one ansible-lint wants.
-    text = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                     width=120, explicit_start=True)
+    # Key order is the one ansible-lint wants. yaml_block writes what PyYAML would, fast.
+    text = yaml_block.dump(doc, width=WIDTH)
+    if text is None:
+        text = dump_pyyaml(doc)
     if yaml.load(text, Loader=_Loader) != doc:  # noqa: S506 - a safe loader
         raise PlanError("the generated playbook does not read back as written")
     return text

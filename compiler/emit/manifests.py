@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Iterator
 
 import yaml
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from kubeforge.compiler.artifacts import Artifact, BuildContext
 from kubeforge.compiler.checks import IMPLICIT_NAMESPACES
@@ -28,16 +29,61 @@ from kubeforge.dsl.diagnostics import DiagnosticError, Span
 Unpatched = tuple[str, dict, tuple[Patch, ...], Span]
 
 
-class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml when present
+class _SlowDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml when present
     """Multi-line strings (config files in ConfigMaps) as readable `|` blocks."""
 
 
+def _style(value: str) -> str | None:
+    return "|" if "\n" in value and not value.strip(" \n") == "" and "\t" not in value else None
+
+
 def _str(dumper: yaml.SafeDumper, value: str):
-    style = "|" if "\n" in value and not value.strip(" \n") == "" and "\t" not in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=_style(value))
 
 
-_Dumper.add_representer(str, _str)
+_SlowDumper.add_representer(str, _str)
+
+_TAG = "tag:yaml.org,2002:"
+
+
+class _Dumper(_SlowDumper):
+    """_SlowDumper's nodes, built without its per-node dispatch (represent_data's type
+    lookups and alias bookkeeping for scalars): the same node tree, so libyaml writes the
+    same text. Types other than dict, list, str, int, bool and None take the usual path."""
+
+    def represent_data(self, data):
+        kind = type(data)
+        if kind is str:
+            return ScalarNode(_TAG + "str", data, style=_style(data))
+        if kind is dict or kind is list:
+            key = id(data)
+            node = self.represented_objects.get(key)
+            if node is not None:
+                return node  # met before: libyaml writes an alias, as with _SlowDumper
+            self.object_keeper.append(data)
+            value: list = []
+            if kind is list:
+                node = SequenceNode(_TAG + "seq", value, flow_style=False)
+                self.represented_objects[key] = node
+                value.extend(self.represent_data(item) for item in data)
+                return node
+            items = list(data.items())
+            if self.sort_keys:
+                try:
+                    items = sorted(items)  # represent_mapping's: mixed keys stay as they were
+                except TypeError:
+                    pass
+            node = MappingNode(_TAG + "map", value, flow_style=False)
+            self.represented_objects[key] = node
+            value.extend((self.represent_data(k), self.represent_data(v)) for k, v in items)
+            return node
+        if kind is int:
+            return ScalarNode(_TAG + "int", str(data))
+        if kind is bool:
+            return ScalarNode(_TAG + "bool", "true" if data else "false")
+        if data is None:
+            return ScalarNode(_TAG + "null", "null")
+        return super().represent_data(data)
 
 
 def dump_all(docs: list[dict]) -> bytes:

@@ -122,3 +122,37 @@ def test_imports(tmp_path):
     program, _ = load_program(tmp_path / "main.kf")
     assert [w.name for w in program.workloads] == ["d"]
     assert [s.target for s in program.services] == ["d"]
+
+
+def test_fast_representer_writes_what_the_plain_one_writes():
+    """manifests._Dumper builds its nodes itself; the text is _SlowDumper's, byte for byte."""
+    import random
+
+    from kubeforge.compiler.emit import manifests
+    from kubeforge.compiler.emit.manifests import cluster_objects, namespace_objects
+
+    docs = []
+    for path in sorted((Path(__file__).parents[2] / "examples").glob("*.kf")):
+        program, _ = load_program(path)
+        for group in [cluster_objects(program)] + [
+                namespace_objects(program, ns) for ns in sorted({n.name for n in program.namespaces})]:
+            docs += [doc for _what, doc, _patches, _span in group]
+    rng = random.Random(5)
+    words = ["", "a", "true", "1", "x: y", "line\nline\n", "\n", "tab\t\n", "é", "- a", "#"]
+
+    def shape(depth=0):
+        roll = rng.random()
+        if depth > 3 or roll < 0.5:
+            return rng.choice([*words, 0, -1, True, False, None, 1.5])
+        if roll < 0.8:
+            return {rng.choice(words) + str(i): shape(depth + 1) for i in range(rng.randrange(4))}
+        return [shape(depth + 1) for _ in range(rng.randrange(4))]
+
+    shared = {"k": "v"}
+    docs += [shape() for _ in range(500)] + [{"a": shared, "b": [shared]}, {1: "x", "y": 2}]
+    for doc in docs:
+        for sort in (True, False):
+            options = dict(sort_keys=sort, explicit_start=True, default_flow_style=False,
+                           width=100)
+            assert yaml.dump_all([doc], Dumper=manifests._Dumper, **options) == \
+                yaml.dump_all([doc], Dumper=manifests._SlowDumper, **options)
