@@ -7,11 +7,17 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from kubeforge.compiler.lower import load_program
 from kubeforge.dsl.diagnostics import DiagnosticError
 
 pytest_plugins = ["tests.sandbox_fixtures"]
+
+# No per-example deadline: it is a timing assert, and the unit tests run beside the
+# end-to-end tests (.ci/run), where a first example that imports a module can take 300 ms.
+settings.register_profile("kubeforge", deadline=None)
+settings.load_profile("kubeforge")
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"

@@ -8,13 +8,13 @@ import datetime as dt
 import pytest
 
 FILES = [
-    ('loadbalancer', 'cp1', '/etc/haproxy/haproxy.cfg', 0o644, 'root', 'root', '4ebad150bf58d1d8b25bbac74e52c8fcb7606cf95027b7c1fc02fba2dc434c5b'),
+    ('loadbalancer', 'cp1', '/etc/haproxy/haproxy.cfg', 0o644, 'root', 'root', '88cee152f277ea5465e21857364f43edfcdaff85469f711ae34e79b9d789f2fc'),
     ('loadbalancer', 'cp1', '/etc/keepalived/keepalived.conf', 0o644, 'root', 'root', 'c68f3fdc7a585a641838a5d258689274b37978e34a26acc86882d5e914803c0b'),
     ('loadbalancer', 'cp1', '/etc/keepalived/check_apiserver.sh', 0o755, 'root', 'root', '8f311bb15742c790749c5bcaf7ad9068fddfe08ad92c26b4e8de4a575df0c737'),
-    ('loadbalancer', 'cp2', '/etc/haproxy/haproxy.cfg', 0o644, 'root', 'root', '4ebad150bf58d1d8b25bbac74e52c8fcb7606cf95027b7c1fc02fba2dc434c5b'),
+    ('loadbalancer', 'cp2', '/etc/haproxy/haproxy.cfg', 0o644, 'root', 'root', '88cee152f277ea5465e21857364f43edfcdaff85469f711ae34e79b9d789f2fc'),
     ('loadbalancer', 'cp2', '/etc/keepalived/keepalived.conf', 0o644, 'root', 'root', '2cc964c705c0a9a69d55250c5e0fcb1a3dfb785064a7ea8e86bbd0fd5880d661'),
     ('loadbalancer', 'cp2', '/etc/keepalived/check_apiserver.sh', 0o755, 'root', 'root', '8f311bb15742c790749c5bcaf7ad9068fddfe08ad92c26b4e8de4a575df0c737'),
-    ('loadbalancer', 'cp3', '/etc/haproxy/haproxy.cfg', 0o644, 'root', 'root', '4ebad150bf58d1d8b25bbac74e52c8fcb7606cf95027b7c1fc02fba2dc434c5b'),
+    ('loadbalancer', 'cp3', '/etc/haproxy/haproxy.cfg', 0o644, 'root', 'root', '88cee152f277ea5465e21857364f43edfcdaff85469f711ae34e79b9d789f2fc'),
     ('loadbalancer', 'cp3', '/etc/keepalived/keepalived.conf', 0o644, 'root', 'root', '63cd4f1ced3569e0c8298211b33ca22a8fa226f989a1f785b0fbfe36f5c76389'),
     ('loadbalancer', 'cp3', '/etc/keepalived/check_apiserver.sh', 0o755, 'root', 'root', '8f311bb15742c790749c5bcaf7ad9068fddfe08ad92c26b4e8de4a575df0c737'),
 ]
