@@ -5,8 +5,8 @@
 3. build pause and bootstrap the Debian base (quick, and they fail early if gcc or the
    Debian mirror is missing);
 4. build etcd, CoreDNS, crictl, containerd, runc (containerd's pinned version), the CNI
-   plugins, flannel, the echo test application, the guestbook example's frontend and its
-   redis base;
+   plugins, flannel, the echo test application, the addons (local-path-provisioner), the
+   guestbook example's frontend and its redis base;
 5. build the other Kubernetes commands (the long part);
 6. write the image archives, assemble the directory and write the manifest last.
 
@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from kubeforge.bundle import recipes
+from kubeforge.bundle.addons import addon_image_specs, addon_recipes
 from kubeforge.bundle.assemble import assemble
 from kubeforge.bundle.cache import Cache, default_cache_dir
 from kubeforge.bundle.components import Built, build_go, build_pause, gcc_version
@@ -124,7 +125,8 @@ def build_bundle(kubernetes: str, out: Path, *, cache_dir: Path | None = None,
         sources.update(data_sources())
         specs = (kubeadm_image_specs(names)
                  + extra_image_specs(modules["flannel"].version, recipes.ECHO_VERSION)
-                 + guestbook_image_specs(user_ids(redis_root[0], REDIS_USER)))
+                 + guestbook_image_specs(user_ids(redis_root[0], REDIS_USER))
+                 + addon_image_specs())
         digests = {name: built.sha256 for name, built in run.binaries.items()}
         image_entries, files, fresh = [], {}, []
         for spec in specs:
@@ -162,6 +164,8 @@ def _build_companions(run: _Run, version, names: list[str]) -> dict[str, ModuleI
     flannel = run.fetch(recipes.FLANNEL, pins.flannel)
     run.go(recipes.flannel(pins.flannel), source=flannel)
     run.go(recipes.echo())
+    for recipe in addon_recipes():
+        run.go(recipe)
     return {"containerd": containerd, "flannel": flannel}
 
 

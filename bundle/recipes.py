@@ -203,3 +203,16 @@ def guestbook() -> GoRecipe:
     (gb-frontend) as a Go program."""
     return _local("guestbook", GUESTBOOK_VERSION, "kubeforge.local/guestbook",
                   "guestbook-frontend", "apps/guestbook")
+
+
+LOCAL_PATH = "github.com/rancher/local-path-provisioner"
+LOCAL_PATH_VERSION = "v0.0.30"  # the storage addon's (compiler/addons.py names it too)
+
+
+def local_path_provisioner(version: str) -> GoRecipe:
+    """local-path-provisioner's scripts/build: CGO off, ``-X main.VERSION=$VERSION`` (the
+    release tag, scripts/version on a clean tagged tree), ``-extldflags -static -s -w``."""
+    return GoRecipe(component="local-path-provisioner", version=version, source=LOCAL_PATH,
+                    source_version=version, requires=((LOCAL_PATH, version),), replaces=(),
+                    binaries=(("local-path-provisioner", LOCAL_PATH),),
+                    ldflags=f"-X main.VERSION={version} -extldflags -static -s -w")

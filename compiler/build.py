@@ -29,6 +29,7 @@ EMITTERS: tuple[str, ...] = (
     "kubeforge.compiler.emit.etcd_backup",
     "kubeforge.compiler.emit.kubeadm",
     "kubeforge.compiler.emit.cni",
+    "kubeforge.compiler.emit.addons",
     "kubeforge.compiler.emit.manifests",
     "kubeforge.compiler.emit.vagrant",
     "kubeforge.compiler.emit.plan",

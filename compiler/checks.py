@@ -13,6 +13,7 @@ IMPLICIT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease
 
 def check_program(p: Program, diags: Collector) -> None:
     _unique_names(p, diags)
+    _check_addons(p, diags)
     workloads = {(w.namespace, w.name): w for w in p.workloads}
     configs = {(c.namespace, c.name): c for c in p.configs}
     secrets = {(s.namespace, s.name): s for s in p.secrets}
@@ -190,6 +191,31 @@ def _unique_names(p: Program, diags: Collector) -> None:
                         f"first declared at {seen_subjects[key]}")
         seen_subjects.setdefault(key, s.span)
     _check_token_ids(p, diags)
+
+
+def _check_addons(p: Program, diags: Collector) -> None:
+    """What the file declares must not collide with the objects its addons own."""
+    storage = p.cluster.storage if p.cluster else None
+    if storage is None:
+        return
+    from kubeforge.compiler import addon_storage as A
+
+    for sc in p.storageclasses:
+        if sc.name == A.CLASS:
+            diags.error("E100", f"storageclass `{sc.name}` is the storage addon's", sc.span,
+                        f"the addon (line {storage.span.line}) makes it; rename this one")
+        elif sc.default and storage.default:
+            diags.error("E100", "only one storageclass can be the default", sc.span,
+                        f"the storage addon's `{A.CLASS}` is (line {storage.span.line}); "
+                        "say `default false` in one of them")
+    for role in p.roles:
+        if role.name == A.ROLE and role.namespace in (None, A.NAMESPACE):
+            diags.error("E100", f"role `{role.name}` is the storage addon's", role.span,
+                        "rename it: the addon's manifest would replace its rules")
+    for s in p.subjects:
+        if (s.kind, s.namespace, s.name) == ("ServiceAccount", A.NAMESPACE, A.SERVICE_ACCOUNT):
+            diags.error("E100", f"serviceaccount `{s.name}` is the storage addon's", s.span,
+                        "the addon makes it; bind roles to it from another account")
 
 
 def _check_token_ids(p: Program, diags: Collector) -> None:

@@ -17,7 +17,7 @@ REPEATABLE = frozenset({
     "toleration", "sidecar", "init", "probe", "entry", "entry_file", "secret_entry", "node",
     "taint", "route", "ingress_tls", "np_allow", "np_deny", "rule", "url_rule", "bind",
     "san", "labels", "annotations", "member_of", "affinity", "anti_affinity", "topology_spread",
-    "patch", "patch_file", "pod_labels", "pod_annotations", "object_labels", "object_annotations",
+    "patch", "patch_file", "addon", "pod_labels", "pod_annotations", "object_labels", "object_annotations",
 })
 
 
@@ -130,5 +130,6 @@ def keyword(stmt: Node) -> str:
         "non_root": "run_as_non_root", "read_only_root": "read_only_root",
         "privilege_escalation": "allow_privilege_escalation", "caps_add": "add_caps",
         "caps_drop": "drop_caps", "toleration": "tolerate", "min_ready": "min_ready", "container_name": "container",
-        "backup_keep": "keep", "backup_dir": "dir",
+        "backup_keep": "keep", "backup_dir": "dir", "addon_path": "path",
+        "addon_version": "version",
     }.get(stmt.kind, stmt.kind)

@@ -96,6 +96,18 @@ class EtcdBackup:
 
 
 @dataclass(frozen=True)
+class StorageAddon:
+    """`addon storage local-path { ... }`: a default StorageClass whose volumes
+    local-path-provisioner makes as directories on the node that runs the claiming pod."""
+
+    provider: str = "local-path"
+    version: str = "v0.0.30"
+    path: str = "/opt/local-path-provisioner"  # on every node, where the volumes go
+    default: bool = True  # the cluster's default StorageClass
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True)
 class Cluster:
     name: str
     version: str  # "1.37.2"
@@ -125,6 +137,7 @@ class Cluster:
     secondary_service_cidr: Optional[IPNetwork] = None
     secondary_node_cidr: Optional[IPNetwork] = None
     backup: Optional[EtcdBackup] = None  # None: no scheduled etcd snapshots
+    storage: Optional[StorageAddon] = None  # None: no storage addon
 
     @property
     def pod_cidrs(self) -> tuple[IPNetwork, ...]:

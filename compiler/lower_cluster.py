@@ -8,6 +8,7 @@ from kubeforge.compiler import hostport
 from kubeforge.compiler import values as V
 from kubeforge.compiler.context import Lowerer
 from kubeforge.compiler.ir import Cluster, ClusterNode, Install, LoadBalancer, PkiSettings
+from kubeforge.compiler.lower_addons import lower_addons
 from kubeforge.compiler.lower_backup import lower_backup
 from kubeforge.compiler.lower_network import NetworkLowerer
 from kubeforge.compiler.lower_version import KUBEADM_ALGORITHMS, check_algorithm, lower_version
@@ -70,6 +71,7 @@ class ClusterLowerer(Lowerer):
         cgroups = self._enum(cgroups_stmt, CGROUPS, "cgroup version", "v2")
         hosts = self._enum(by_kind.get("hosts_kind"), HOST_KINDS, "kind of hosts", "machines")
         backup = lower_backup(self, by_kind.get("backup"), etcd, install)
+        addons = lower_addons(self, [s for s in body if s.kind == "addon"])
         cluster = Cluster(
             # An invalid version is already reported; the other checks still run.
             name=name, version=version or "0.0.0", span=stmt.span, endpoint_host=endpoint_host,
@@ -85,7 +87,7 @@ class ClusterLowerer(Lowerer):
             token_ttl_seconds=ttl, feature_gates=tuple(gates), os=os_name,
             endpoint_span=endpoint_span, cgroups=cgroups, hosts=hosts,
             cgroups_span=cgroups_stmt.span if cgroups_stmt is not None else stmt.span,
-            backup=backup,
+            backup=backup, storage=addons.get("storage"),
         )
         self.net.check(cluster, networks)
         self._check(cluster, by_kind)

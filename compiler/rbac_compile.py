@@ -100,10 +100,32 @@ def program_bindings(program: Program) -> tuple[RbacBinding, ...]:
     return tuple(r.binding for r in resolve(program))
 
 
+def addon_rbac(program: Program) -> tuple[tuple[Role, ...], tuple[RbacBinding, ...]]:
+    """The roles and bindings the declared addons bring (their own manifests apply them)."""
+    storage = program.cluster.storage if program.cluster else None
+    if storage is None:
+        return (), ()
+    from kubeforge.compiler import addon_storage
+
+    return addon_storage.roles(storage), addon_storage.bindings(storage)
+
+
+def addon_accounts(program: Program) -> tuple[tuple[str, str], ...]:
+    """(namespace, name) of every service account an addon runs as."""
+    storage = program.cluster.storage if program.cluster else None
+    if storage is None:
+        return ()
+    from kubeforge.compiler import addon_storage
+
+    return ((addon_storage.NAMESPACE, addon_storage.SERVICE_ACCOUNT),)
+
+
 def authorizer_for(program: Program, *, defaults: bool = True) -> Authorizer:
-    """The authorizer of the cluster this program describes (with the bootstrap policy)."""
-    roles: list[Role] = list(program.roles)
-    bindings = list(program_bindings(program))
+    """The authorizer of the cluster this program describes (with the bootstrap policy and
+    what its addons bring)."""
+    addon_roles, addon_bindings = addon_rbac(program)
+    roles: list[Role] = [*program.roles, *addon_roles]
+    bindings = [*program_bindings(program), *addon_bindings]
     if defaults:
         defined = {r.name for r in program.roles if r.cluster_scoped}
         # A file's clusterrole of a built-in name replaces it, as `kubectl apply` would.

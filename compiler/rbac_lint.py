@@ -21,7 +21,7 @@ from __future__ import annotations
 from kubeforge.compiler.ir import Program, Role
 from kubeforge.compiler.rbac import AUTHENTICATED, Request, aggregation_labels, rule_allows
 from kubeforge.compiler.rbac import selector_matches
-from kubeforge.compiler.rbac_compile import ResolvedBind, authorizer_for, resolve
+from kubeforge.compiler.rbac_compile import ResolvedBind, addon_rbac, authorizer_for, resolve
 from kubeforge.compiler.rbac_defaults import builtin_cluster_roles
 from kubeforge.dsl.diagnostics import Collector, Diagnostic
 
@@ -33,7 +33,7 @@ EVERYONE = (AUTHENTICATED, "system:unauthenticated", "system:serviceaccounts")
 def lint(program: Program) -> list[Diagnostic]:
     """Every RBAC finding of ``program``, ordered by position."""
     out = Collector()
-    for role in program.roles:
+    for role in (*program.roles, *addon_rbac(program)[0]):
         _lint_role(role, out)
     resolved = list(resolve(program))
     authz = authorizer_for(program)

@@ -14,7 +14,8 @@ from typing import Iterable
 
 from kubeforge.compiler.ir import Program
 from kubeforge.compiler.rbac import Identity, Request, matrix
-from kubeforge.compiler.rbac_compile import authorizer_for, identity_of
+from kubeforge.compiler.rbac_compile import (addon_accounts, addon_rbac, authorizer_for,
+                                             identity_of)
 from kubeforge.compiler.rbac_defaults import api_group_of, is_namespaced
 
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
@@ -31,13 +32,19 @@ def subject_label(kind: str, name: str, namespace: str | None = None) -> str:
 
 
 def identities(program: Program) -> dict[str, Identity]:
-    return {subject_label(s.kind, s.name, s.namespace): identity_of(s) for s in program.subjects}
+    """The file's subjects, then the service accounts its addons run as."""
+    out = {subject_label(s.kind, s.name, s.namespace): identity_of(s) for s in program.subjects}
+    for namespace, name in addon_accounts(program):
+        out[subject_label("ServiceAccount", name, namespace)] = \
+            Identity.service_account(namespace, name)
+    return out
 
 
 def columns(program: Program) -> list[tuple[str, str]]:
-    """(resource, api group) pairs: the defaults, then those the file's rules name."""
+    """(resource, api group) pairs: the defaults, then those the file's (and its addons')
+    rules name."""
     out = [(r, api_group_of(r) or "") for r in (*NAMESPACED, *CLUSTER)]
-    for role in program.roles:
+    for role in (*program.roles, *addon_rbac(program)[0]):
         for rule in role.rules:
             for res in rule.resources:
                 if res.startswith("*"):
@@ -53,6 +60,7 @@ def namespaces(program: Program) -> list[str]:
     found |= {r.namespace for r in program.roles if r.namespace}
     found |= {s.namespace for s in program.subjects if s.namespace}
     found |= {b.namespace for s in program.subjects for b in s.bindings if b.namespace}
+    found |= {namespace for namespace, _ in addon_accounts(program)}
     return sorted(found)
 
 

@@ -38,6 +38,8 @@ from kubeforge.compiler import versions
 from kubeforge.compiler.artifacts import Artifact, BuildContext, content_digest
 from kubeforge.compiler import hostport
 from kubeforge.compiler.emit import originals, plan_backup, plan_bundle
+from kubeforge.compiler import addon_storage
+from kubeforge.compiler.addon_storage import REMOTE_ADDONS
 from kubeforge.compiler.emit.cni import REMOTE_CNI
 from kubeforge.compiler.ir import Cluster, ClusterNode
 from kubeforge.compiler.plan import (ALWAYS, PHASES, Action, Check, Command, Plan, PlanError,
@@ -81,6 +83,7 @@ PHASE_BY_PREFIX: tuple[tuple[tuple[str, ...], str], ...] = (
     ((STAGING_DIR + "/",), "loadbalancer"),  # staged files may land any time; the copy is timed
     ((MANIFESTS_DIR + "/",), "static-pod"),
     ((REMOTE_CNI + "/",), "cni"),
+    ((REMOTE_ADDONS + "/",), "addons"),
     ((REMOTE_WORKLOADS + "/",), "workloads"),
     (("/etc/haproxy/", "/etc/keepalived/", "/etc/systemd/system/haproxy",
       "/etc/systemd/system/keepalived"), "loadbalancer"),
@@ -821,8 +824,23 @@ class _PlanMaker:
                      why="Cilium publishes no plain manifest; its CLI renders and applies one")
 
     def addons(self, node: ClusterNode) -> None:
-        if node != self.first or self.c.cni == "none":
+        if node != self.first:
             return
+        applied = []
+        for upload in self.ups(node, "addons", (REMOTE_ADDONS + "/",)):
+            path = self.path(upload)
+            apply, unchanged = _server_side_apply(path)
+            applied.append(self.add(
+                node, "addons", "apply-" + PurePosixPath(path).name, apply, check=unchanged,
+                needs=[upload],
+                why="a declared addon, after the CNI and before the workloads that use it"))
+        if self.c.cni == "none":
+            return
+        if self.c.storage is not None:
+            self.add(node, "addons", "storage-ready", Command(
+                argv=(*KUBECTL, "-n", addon_storage.NAMESPACE, "rollout", "status",
+                      f"deployment/{addon_storage.DEPLOYMENT}", "--timeout=300s"), timeout=330),
+                needs=applied, why="claims of the workloads that follow are provisioned only once it runs")
         self.add(node, "addons", "coredns-ready", Command(
             argv=(*KUBECTL, "-n", "kube-system", "rollout", "status", "deployment/coredns",
                   "--timeout=600s"), timeout=630),

@@ -1,9 +1,10 @@
 """One HA cluster for this package: examples/ha-guestbook.kf (three stacked control planes
-behind the keepalived + haproxy VIP, two workers, the guestbook) plus apps/multi-team.kf's
-teams, on sandbox ``kfha`` (10.80.0.0/24). test_ha_e2e.py brings it up with one apply and
-checks what a user relies on; the day-2 modules then work on the same cluster, in the order
-below, instead of each paying for a five-node bring-up. The cluster goes down after the last
-test of the package; what each test measured goes to ``ha-report.json`` beside the file.
+behind the keepalived + haproxy VIP, two workers, the guestbook, the storage addon) plus
+apps/multi-team.kf's teams, on sandbox ``kfha`` (10.80.0.0/24). test_ha_e2e.py brings it up
+with one apply and checks what a user relies on; the day-2 modules then work on the same
+cluster, in the order below, instead of each paying for a five-node bring-up. The cluster
+goes down after the last test of the package; what each test measured goes to
+``ha-report.json`` beside the file.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from tests.k8s.ha.lab import PREFIX, REPORT
 from tests.k8s.ha_cluster import HaCluster, example_source
 
 #: Module order: the bring-up first; the day-2 work after it, destructive work last.
-ORDER = ("test_ha_e2e", "test_day2_tokens", "test_day2_certs", "test_day2_scale",
-         "test_day2_etcd")
+ORDER = ("test_ha_e2e", "test_addon_storage", "test_day2_tokens", "test_day2_certs",
+         "test_day2_scale", "test_day2_etcd")
 
 
 def pytest_collection_modifyitems(session, config, items):
