@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from kubeforge.bundle import recipes
+from kubeforge.bundle.addons import addon_image_specs
 from kubeforge.bundle.check import APP_IMAGES, check_bundle
 from kubeforge.bundle.guestbook import REDIS_MASTER_IMAGE
 
@@ -74,7 +75,8 @@ def test_kubeadm_is_the_release_and_names_exactly_the_bundled_images(bundle):
     assert tuple(names) == manifest.kubeadm_images
     bundled = {image.name for image in manifest.images}
     assert set(names) <= bundled
-    assert bundled - set(names) == {"ghcr.io/flannel-io/flannel:v0.28.10", *APP_IMAGES}
+    addons = {spec.name for spec in addon_image_specs()}
+    assert bundled - set(names) == {"ghcr.io/flannel-io/flannel:v0.28.10", *APP_IMAGES, *addons}
 
 
 def _image_file(archive: Path, wanted: str) -> bytes:
