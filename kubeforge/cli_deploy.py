@@ -106,6 +106,19 @@ def _stale_certificates(file, dep, target) -> list[str]:
     return found
 
 
+def _version_warning(dep) -> list[str]:
+    """plan's word on a version change apply would refuse, on stderr and in the report."""
+    from kubeforge.targets import version_change
+
+    found = version_change.problem(dep.plan.cluster, dep.load_state().kubernetes,
+                                   dep.kubernetes)
+    if found is None:
+        return []
+    warning = f"apply will refuse: {found[1]}"
+    click.echo(f"warning: {warning}", err=True)
+    return [warning]
+
+
 @click.command("plan")
 @_common
 @click.option("--phase", help="Only this phase.")
@@ -122,6 +135,7 @@ def plan_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on
     dep = _prepare(file, inventory, build_dir, state_dir)
     target = _ssh(known_hosts, trust_on_first_use, jump, jump_key) if probe else None
     stale = _stale_certificates(file, dep, target) if probe else []
+    stale += _version_warning(dep)
     verdicts = review.review(dep, _selection(limit, phase, until), target)
     report = review.as_dict(dep, verdicts, probe)
     report["remove"] = removal.describe(
@@ -141,15 +155,21 @@ def plan_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on
               help="Hosts worked on at once.")
 @click.option("--allow-removal", is_flag=True,
               help="Drain, delete and reset the nodes FILE no longer declares (see `plan`).")
+@click.option("--version-upgraded", is_flag=True,
+              help="The cluster was upgraded with kubeadm to the version FILE names (one "
+                   "minor or patch up): record it instead of refusing the change.")
 def apply_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on_first_use,
-              jump, jump_key, target, phase, until, jobs, allow_removal) -> None:
+              jump, jump_key, target, phase, until, jobs, allow_removal,
+              version_upgraded) -> None:
     """Compile FILE and bring the inventory's hosts to its plan; resumes after a failure.
     Nodes an earlier apply set up that FILE no longer declares are removed first, one at a
     time, with --allow-removal only."""
-    from kubeforge.targets import removal
+    from kubeforge.targets import removal, version_change
     from kubeforge.targets.deploy import apply
 
     dep = _prepare(file, inventory, build_dir, state_dir)
+    version_change.check(dep.plan.cluster, dep.load_state().kubernetes, dep.kubernetes,
+                         upgraded=version_upgraded)
     selection = _selection(limit, phase, until)
     selection.validate(dep.plan)
     ssh = _ssh(known_hosts, trust_on_first_use, jump, jump_key)
@@ -169,6 +189,7 @@ def apply_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_o
         report = apply_ansible(dep, ssh.options, selection, jobs, Console(stderr=True))
     else:
         report = apply(dep, ssh, selection, jobs, Console(stderr=True))
+    version_change.record(dep.load_state(), dep.kubernetes)
     sys.exit(1 if report.failed else 0)
 
 

@@ -52,6 +52,7 @@ class Deployment:
     former: dict[str, HostSpec] = field(default_factory=dict)
     #: The compiler's warnings (RBAC lint, ...), as `check` shows them: with source lines.
     diagnostics: tuple[str, ...] = ()
+    kubernetes: str = ""  # the version the file names
 
     @property
     def state_path(self) -> Path:
@@ -129,7 +130,8 @@ def prepare(source: Path, inventory: Path, build_dir: Path,
         warnings.append(f"{inventory}: {name} was removed from cluster {plan.cluster} by an "
                         "earlier apply; it can leave the inventory")
     return Deployment(plan, result.root, state, hosts, tuple(warnings), former,
-                      tuple(w.render(result.sources) for w in result.warnings))
+                      tuple(w.render(result.sources) for w in result.warnings),
+                      result.program.cluster.version)
 
 
 @contextmanager

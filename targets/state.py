@@ -57,13 +57,16 @@ class StepRecord:
 class ApplyState:
     def __init__(self, path: Path, cluster: str, seq: int = 0,
                  steps: dict[str, StepRecord] | None = None,
-                 removed: set[str] | None = None) -> None:
+                 removed: set[str] | None = None, kubernetes: str = "") -> None:
         self.path = path
         self.cluster = cluster
         self.seq = seq
         self.steps: dict[str, StepRecord] = dict(steps or {})
         # Hosts an apply removed from the cluster: the inventory may still list them.
         self.removed: set[str] = set(removed or ())
+        # The Kubernetes version the cluster runs, as of the last apply after `kubeadm init`
+        # ("" before that): a file naming another one is a version change (version_change).
+        self.kubernetes = kubernetes
         self._lock = threading.Lock()
 
     @classmethod
@@ -75,7 +78,8 @@ class ApplyState:
             if data.get("format") != FORMAT or data.get("cluster") != cluster:
                 raise ValueError(f"format {data.get('format')!r}, cluster {data.get('cluster')!r}")
             steps = {k: StepRecord(**v) for k, v in data["steps"].items()}
-            return cls(path, cluster, int(data["seq"]), steps, set(data.get("removed", ())))
+            return cls(path, cluster, int(data["seq"]), steps, set(data.get("removed", ())),
+                       str(data.get("kubernetes", "")))
         except (ValueError, KeyError, TypeError) as exc:
             raise StateError(f"{path} is not an apply state of cluster {cluster}: {exc}; move "
                              "it away to start over (every step's check still runs)") from None
@@ -85,6 +89,8 @@ class ApplyState:
                                 "steps": {k: vars(v) for k, v in sorted(self.steps.items())}}
         if self.removed:
             data["removed"] = sorted(self.removed)
+        if self.kubernetes:
+            data["kubernetes"] = self.kubernetes
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         write_atomic(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode(),
                      0o600)
@@ -141,6 +147,12 @@ class ApplyState:
                 status = STARTED if old.status == STARTED else FAILED
                 self.steps[step.id] = replace(old, status=status, seconds=round(seconds, 3))
             self._save()
+
+    def set_kubernetes(self, version: str) -> None:
+        with self._lock:
+            if self.kubernetes != version:
+                self.kubernetes = version
+                self._save()
 
     def hosts(self) -> set[str]:
         """Hosts with any recorded step."""
