@@ -191,8 +191,9 @@ def main() -> None:
             got = {label: measure(tree, kf, root, label, args.repeat, args.phases)
                    for label, tree in trees.items()}
             results[(nodes, workloads)] = got
+            files = f", {int(got['this']['files'])} files" if "files" in got["this"] else ""
             print(f"{nodes} nodes, {workloads} workloads ({len(text) // 1024} KiB, "
-                  f"{text.count(chr(10))} lines, {int(got['this'].get('files', 0))} files)")
+                  f"{text.count(chr(10))} lines{files})")  # the file count comes with phases
             print(f"  {'':<22}" + "".join(f"{label:>10}" for label in trees)
                   + ("  against/this" if len(trees) > 1 else ""))
             for key in got["this"]:
