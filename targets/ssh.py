@@ -31,6 +31,8 @@ from kubeforge.targets.base import (CommandOutput, ConnectionLost, HostSpec, Ssh
 
 #: Extra seconds we wait beyond a step's timeout for the remote ``timeout`` to report.
 GRACE = 10.0
+#: How long output may still arrive after the exit status (see ``run``).
+EOF_GRACE = 2.0
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -90,6 +92,7 @@ class SshSession:
                 chan.sendall(memoryview(stdin))
             chan.shutdown_write()
             out, err = bytearray(), bytearray()
+            exited: float | None = None
             deadline = start + timeout + GRACE
             while True:
                 if time.monotonic() > deadline:
@@ -102,7 +105,16 @@ class SshSession:
                     err += chan.recv_stderr(65536)
                 if chan.exit_status_ready() and not chan.recv_ready() \
                         and not chan.recv_stderr_ready():
-                    break
+                    # sshd sends the exit status when the command ends, which can be before
+                    # the last of its output (still in the pipe) went out: the output is
+                    # complete at EOF. A background child that keeps the pipe open never
+                    # sends EOF, so it gets a short grace, not the step's whole timeout.
+                    if chan.eof_received or chan.closed:
+                        break
+                    if exited is None:
+                        exited = time.monotonic()
+                    elif time.monotonic() - exited > EOF_GRACE:
+                        break
                 if chan.closed and not chan.exit_status_ready():
                     raise ConnectionLost(f"{self.host.name}: the channel closed mid-command")
                 if not transport.is_active():

@@ -4,8 +4,6 @@ key is then required; the files kubeforge writes parse back with paramiko's Host
 
 from __future__ import annotations
 
-import socket
-import threading
 from pathlib import Path
 
 import paramiko
@@ -15,53 +13,7 @@ from kubeforge.targets import known_hosts
 from kubeforge.targets.base import HostSpec, SshOptions, TargetError
 from kubeforge.targets.sandbox_files import client_key
 from kubeforge.targets.ssh import SshTarget
-
-
-class _Accept(paramiko.ServerInterface):
-    def get_allowed_auths(self, username):
-        return "publickey"
-
-    def check_auth_publickey(self, username, key):
-        return paramiko.AUTH_SUCCESSFUL
-
-
-class SshServer:
-    """A real SSH server (paramiko's) on 127.0.0.1 that accepts any public key."""
-
-    def __init__(self, host_key: paramiko.PKey) -> None:
-        self.host_key = host_key
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        self.transports: list[paramiko.Transport] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            transport = paramiko.Transport(conn)
-            transport.add_server_key(self.host_key)
-            self.transports.append(transport)
-            try:
-                transport.start_server(server=_Accept())
-            except (paramiko.SSHException, EOFError, OSError):
-                pass  # the client hung up (a refused key, a test ending): next one
-
-    def close(self) -> None:
-        self.sock.close()
-        for t in self.transports:
-            t.close()
-
-
-@pytest.fixture
-def server():
-    srv = SshServer(paramiko.Ed25519Key.from_private_key_file(str(client_key_path("host"))))
-    yield srv
-    srv.close()
+from tests.deploy.ssh_server import SshServer
 
 
 _KEYS: dict[str, Path] = {}
@@ -73,6 +25,13 @@ def client_key_path(name: str) -> Path:
     if name not in _KEYS:
         _KEYS[name] = client_key(Path(tempfile.mkdtemp()))[0]
     return _KEYS[name]
+
+
+@pytest.fixture
+def server():
+    srv = SshServer(paramiko.Ed25519Key.from_private_key_file(str(client_key_path("host"))))
+    yield srv
+    srv.close()
 
 
 def host(port: int) -> HostSpec:
