@@ -142,8 +142,10 @@ class _UpgradeMaker:
         return self.m.b.add(
             first.name, phase, f"uncordon-{node.name}",
             Command(argv=(*KUBECTL, "uncordon", node.name)),
-            check=probe(f"[ -z \"$({shlex.join(KUBECTL)} get node {node.name} "
-                        "-o jsonpath='{.spec.unschedulable}')\" ]"),
+            # Schedulable only by an answer: a kubectl that failed (the API restarting) also
+            # prints nothing, and must not pass for an uncordoned node.
+            check=probe(f"out=$({shlex.join(KUBECTL)} get node {node.name} "
+                        "-o jsonpath='{.spec.unschedulable}') && [ -z \"$out\" ]"),
             needs=[ready], why="takes pods again", chain=False)
 
     def build(self) -> Plan:

@@ -188,3 +188,26 @@ def test_a_node_that_never_joined_stops_the_upgrade_before_any_host(recorded):
         assert "w2 never joined it" in proc.stderr, proc.stderr
         assert "upgrade-prepare" not in proc.stderr
     assert _cli(root, "apply").returncode == 2
+
+
+@pytest.mark.parametrize("kubectl, uncordoned, upgraded", [
+    ("exit 1", False, False),  # no answer (the API restarting): neither is taken as done
+    ("echo true", False, False),  # the cordoned node's .spec.unschedulable; an old kubelet
+    ("echo v1.37.2", False, True),
+    ("printf ''", True, False),
+])
+def test_a_check_passes_only_on_the_clusters_answer(plan, tmp_path, kubectl, uncordoned,
+                                                    upgraded):
+    """The checks run in sh with a kubectl that answers as the cluster would, or fails."""
+    fake = tmp_path / "kubectl"
+    fake.write_text(f"#!/bin/sh\n{kubectl}\n")
+    fake.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+
+    def passes(step_id: str) -> bool:
+        check = plan.step(step_id).check
+        assert check.kind == "probe"
+        return subprocess.run(["sh", "-c", check.value], env=env).returncode == 0
+
+    assert passes("cp1/upgrade-nodes/uncordon-w1") is uncordoned
+    assert passes("cp1/upgrade-nodes/drain-w1") is upgraded
