@@ -115,6 +115,9 @@ def test_an_interrupted_upgrade_converges_while_the_guestbook_answers(applied, b
 
         again = ha.on_hosts("apply", timeout=3600)
     took = time.monotonic() - started
+    # What each step took (one line per changed step), kept beside the report.
+    (ha.root / "upgrade-apply.log").write_text("".join(seen) + "---- run again ----\n"
+                                               + again.stderr)
     REPORT["upgrade"] = {"from": PREVIOUS, "to": KUBERNETES, "killed_after_s": round(killed_at, 1),
                          "total_s": round(took, 1), "guestbook": book.summary(),
                          "api_vip": api.summary()}
