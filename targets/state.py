@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kubeforge.compiler.artifacts import write_atomic
-from kubeforge.compiler.plan import Service, Step
+from kubeforge.compiler.plan import Service, Step, Upload
 from kubeforge.errors import StateError
 
 FORMAT = "kubeforge-apply-state/1"
@@ -30,6 +30,13 @@ DONE, STARTED, FAILED = "done", "started", "failed"
 #: An upload's file as ``actions.STAT`` prints it (a stat without nanoseconds, from an old or
 #: busybox ``stat``, is never trusted: it could miss a change within the same second).
 _HOST_STAT = re.compile(r"\d+\.\d{9}:\d+:\d+")
+
+
+def _stat_key(step_id: str, digest: str) -> tuple[str, str, str]:
+    """An upload step's host, its name (``upload-<path>``, the same in every phase) and
+    content."""
+    host, _, rest = step_id.partition("/")
+    return host, rest.partition("/")[2], digest
 
 
 def step_fingerprint(step: Step) -> str:
@@ -52,6 +59,10 @@ class StepRecord:
     # An upload's file on its host right after this definition's content was written or
     # verified there (``actions.STAT``): while the file keeps it, the content needs no re-hash.
     host_stat: str = ""
+    #: The content (the upload's digest) ``host_stat`` was taken with: another step that
+    #: uploads the same content to the same path (the upgrade's and the bootstrap plan's
+    #: uploads of one image) may use the stat too.
+    digest: str = ""
 
 
 class ApplyState:
@@ -68,6 +79,8 @@ class ApplyState:
         # ("" before that): a file naming another one is a version change (version_change).
         self.kubernetes = kubernetes
         self._lock = threading.Lock()
+        # (host, step name, digest) -> (done_seq, host_stat, step id), built on first use.
+        self._stats: dict[tuple[str, str, str], tuple[int, str, str]] | None = None
 
     @classmethod
     def load(cls, path: Path, cluster: str) -> "ApplyState":
@@ -106,11 +119,29 @@ class ApplyState:
 
     def known_stat(self, step: Step) -> str:
         """The stat the step's file had when its current content was last written or
-        verified, or "" (never, or the step's definition changed since)."""
+        verified, or "" (never, or the step's definition changed since): its own, or the
+        newer one another step on the host recorded for the same content at the same path
+        (a file whose stat, inode and ctime included, still equals it was not touched)."""
         rec = self.steps.get(step.id)
-        if rec is None or rec.status != DONE or rec.fingerprint != step_fingerprint(step):
-            return ""
-        return rec.host_stat
+        own = (rec.done_seq, rec.host_stat) if rec is not None and rec.status == DONE \
+            and rec.fingerprint == step_fingerprint(step) else (0, "")
+        if not isinstance(step.action, Upload):
+            return own[1]
+        with self._lock:
+            if self._stats is None:
+                self._stats = {}
+                for step_id, other in self.steps.items():
+                    self._index_stat(step_id, other)
+            seq, stat, source = self._stats.get(_stat_key(step.id, step.action.sha256),
+                                                (0, "", ""))
+        # Its own record vouches for it only as its own (done, of this definition).
+        return stat if source != step.id and seq > own[0] else own[1]
+
+    def _index_stat(self, step_id: str, rec: StepRecord) -> None:
+        if rec.status == DONE and rec.host_stat and rec.digest:
+            key = _stat_key(step_id, rec.digest)
+            if self._stats.get(key, (0, "", ""))[0] < rec.done_seq:
+                self._stats[key] = (rec.done_seq, rec.host_stat, step_id)
 
     def needs_restart(self, step: Step) -> bool:
         """A service whose inputs changed after it last ran (in any apply)."""
@@ -137,10 +168,13 @@ class ApplyState:
             self.seq += 1
             old = self.steps.get(step.id) or StepRecord(step_fingerprint(step), FAILED)
             if ok:
+                host_stat = host_stat if _HOST_STAT.fullmatch(host_stat) else ""
                 self.steps[step.id] = StepRecord(
                     step_fingerprint(step), DONE, self.seq,
-                    self.seq if changed else old.changed_seq, round(seconds, 3),
-                    host_stat if _HOST_STAT.fullmatch(host_stat) else "")
+                    self.seq if changed else old.changed_seq, round(seconds, 3), host_stat,
+                    step.action.sha256 if host_stat and isinstance(step.action, Upload) else "")
+                if self._stats is not None:
+                    self._index_stat(step.id, self.steps[step.id])
             else:
                 # A step that was started (not safe to retry) and then failed may have
                 # changed the host halfway: keep it marked as started.

@@ -149,3 +149,28 @@ def test_the_state_vouches_for_a_stat_only_of_the_same_definition_done(tmp_path)
     assert state.known_stat(conf) == ""
     reloaded = ApplyState.load(tmp_path / "s.json", "demo")
     assert reloaded.steps[conf.id] == state.steps[conf.id]
+
+
+def test_a_stat_carries_over_to_another_step_with_the_same_content_and_path(tmp_path):
+    """The upgrade plan and the bootstrap plan upload the same image to the same path under
+    different step ids: what one verified, the other need not hash again."""
+    plan = small_plan(tmp_path / "build")
+    conf = plan.step("a/os-prepare/upload-etc-app-app.conf")
+    state = ApplyState(tmp_path / "s.json", "demo")
+    other = Step("a/upgrade-prepare/upload-etc-app-app.conf", "a", conf.phase, conf.action,
+                 check=conf.check)
+    state.record(other, ok=True, changed=True, seconds=1, host_stat="12.000000001:7:13")
+    assert state.known_stat(conf) == "12.000000001:7:13"
+    # Reloaded from disk, and only for the same content and the same host.
+    reloaded = ApplyState.load(tmp_path / "s.json", "demo")
+    assert reloaded.known_stat(conf) == "12.000000001:7:13"
+    edited = Step(conf.id, conf.host, conf.phase,
+                  Upload(conf.action.path, conf.action.source, "1" * 64, 0o644, "root:root"),
+                  check=Check("sha256", "1" * 64), needs=conf.needs)
+    assert reloaded.known_stat(edited) == ""
+    elsewhere = Step("b/os-prepare/upload-etc-app-app.conf", "b", conf.phase, conf.action,
+                     check=conf.check)
+    assert reloaded.known_stat(elsewhere) == ""
+    # A newer stat of the content wins.
+    state.record(conf, ok=True, changed=False, seconds=1, host_stat="13.000000002:7:13")
+    assert state.known_stat(other) == "13.000000002:7:13"
