@@ -57,9 +57,6 @@ def _sessions(box, change) -> dict:
 def pytest_runtest_setup(item):
     if "sandbox" in getattr(item, "fixturenames", ()) and item.get_closest_marker("e2e") is None:
         pytest.fail(f"{item.nodeid} uses the `sandbox` fixture but is not marked e2e", pytrace=False)
-    if "sandbox" in getattr(item, "fixturenames", ()) and item.get_closest_marker("local"):
-        pytest.fail(f"{item.nodeid} uses the `sandbox` fixture but is marked local (.ci/run "
-                    "runs those beside the sandbox hosts' tests)", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from kubeforge.bundle.addons import addon_image_specs
 from kubeforge.bundle.check import APP_IMAGES, check_bundle
 from kubeforge.bundle.guestbook import REDIS_MASTER_IMAGE
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.local]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 VERSION = "1.37.2"
 KF = [sys.executable, "-m", "kubeforge"]

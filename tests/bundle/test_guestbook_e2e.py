@@ -22,7 +22,7 @@ from kubeforge.bundle.rootfs import installed_packages, user_ids
 from tests.bundle.app_helpers import free_port, frontend, get, process
 from tests.bundle.bundle_helpers import EPOCH, open_image
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.local,
+pytestmark = [pytest.mark.e2e, pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")]
 
 

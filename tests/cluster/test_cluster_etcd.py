@@ -189,7 +189,6 @@ def loopback_addresses(preferred: str, ports=(2379, 2380)) -> list[str]:
 
 
 @pytest.mark.e2e
-@pytest.mark.local
 def test_external_etcd_cluster_runs_from_compiled_files(tmp_path):
     require_binary("etcd")
     require_binary("etcdctl")
@@ -221,7 +220,6 @@ def test_external_etcd_cluster_runs_from_compiled_files(tmp_path):
 
 
 @pytest.mark.e2e
-@pytest.mark.local
 def test_stacked_first_member_runs_from_reference_flags(tmp_path):
     """The first control plane's member exactly as kubeadm starts it (alone, also on
     127.0.0.1); the others cannot share 127.0.0.1:2379 on one machine, and the external test

@@ -270,7 +270,6 @@ def _get(url: str) -> tuple[int, str]:
 
 
 @pytest.mark.e2e
-@pytest.mark.local
 def test_local_proxy_balances_over_healthy_api_servers_only(tmp_path):
     """haproxy runs the compiled local-proxy config unchanged: its TLS /healthz checks take
     the sick API server out and clients only ever reach the healthy ones."""

@@ -27,7 +27,7 @@ from tests.support import kubeadm_source
 from tests.support.example_builds import EXAMPLE_FILES, compile_example
 from tests.support.kubeadm_build import binary_releases, kubeadm, kubernetes_source, module_source
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.local]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 RELEASES = [versions.RELEASES[m] for m in versions.SUPPORTED_MINORS]
 BUILT = binary_releases()

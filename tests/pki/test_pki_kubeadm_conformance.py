@@ -29,7 +29,7 @@ from tests.conftest import EXAMPLES
 from tests.support.example_builds import compile_example
 from tests.support.kubeadm_build import binary_releases, kubeadm
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.local]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 EXAMPLE = EXAMPLES / "ha-cluster.kf"
 KUBE = "etc/kubernetes"

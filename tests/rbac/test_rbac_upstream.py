@@ -17,7 +17,7 @@ from tests.support.upstream_rbac import (CORE_BINDINGS, CORE_ROLES, EXTRA_BINDIN
                                          render, upstream_bindings, upstream_controller_roles,
                                          upstream_roles)
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.local]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 RELEASES = [versions.RELEASES[m].newest for m in versions.SUPPORTED_MINORS]
 
