@@ -9,7 +9,7 @@ from pathlib import Path
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from kubeforge.dsl import hints
+from kubeforge.dsl import fastparse, hints
 from kubeforge.dsl.ast import Module, Node, Value
 from kubeforge.dsl.diagnostics import (Diagnostic, DiagnosticError, SourceMap, Span, did_you_mean,
                                        escape_controls, source_lines)
@@ -105,6 +105,18 @@ def _too_deep(tree: Tree, filename: str) -> Diagnostic | None:
 
 def parse(text: str, filename: str = "<input>") -> Module:
     """Parse one file's text into a :class:`Module` (imports are not followed)."""
+    tables = fastparse.tables_for(lark_parser(False), _NUMERIC, MAX_NESTING)
+    if tables is not None:
+        try:
+            return fastparse.parse_module(text, filename, tables)
+        except fastparse.Fallback:  # Lark parses it again, and says what is wrong if it is
+            pass
+    return parse_with_lark(text, filename)
+
+
+def parse_with_lark(text: str, filename: str = "<input>") -> Module:
+    """:func:`parse` through Lark's tree: the definition the fast path is tested against, and
+    the one every syntax diagnostic comes from."""
     tree = parse_tree(text, filename)
     too_long = [_number_diagnostic(t, filename) for t in tree.scan_values(_is_long_number)]
     if too_long:
