@@ -151,3 +151,18 @@ def test_mutated_sources(seed, data):
 @given(st.lists(st.sampled_from(WORDS + BLANKS), max_size=60).map(" ".join))
 def test_token_soup(text):
     same_as_lark(text)
+
+
+def test_stored_tables_parse_as_fresh_ones(tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBEFORGE_CACHE_DIR", str(tmp_path))
+    parser.fast_tables.cache_clear()
+    try:
+        built = parser.fast_tables()
+        [stored_file] = tmp_path.glob("fastparse-*.pickle")
+        parser.fast_tables.cache_clear()
+        stored = parser.fast_tables()
+    finally:
+        parser.fast_tables.cache_clear()
+    assert stored is not built and stored_file.stat().st_size > 0
+    for text in [p.read_text() for p in sorted(EXAMPLES.glob("*.kf"))] + [fleet_source(5, 5)]:
+        assert fastparse.parse_module(text, "t", stored) == fastparse.parse_module(text, "t", built)
