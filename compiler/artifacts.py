@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from kubeforge.compiler import json_indent
 from kubeforge.compiler.ir import Cluster, Program
 from kubeforge.dsl.diagnostics import Diagnostic
 from kubeforge.errors import KubeforgeError
@@ -165,7 +166,7 @@ def write_artifacts(root: Path, artifacts: list[Artifact],
         }
     }
     files = {p: (a.content, 0o600 if a.secret else a.mode) for p, a in seen.items()}
-    files[INDEX] = ((json.dumps(index, indent=2, sort_keys=True) + "\n").encode(), 0o644)
+    files[INDEX] = ((json_indent.dumps(index) + "\n").encode(), 0o644)
     root = Path(os.path.realpath(root))  # a symlinked build directory is replaced where it is
     try:
         previous = _previous_build(root)

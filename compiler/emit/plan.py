@@ -961,6 +961,7 @@ def build_plan(cluster: Cluster, artifacts: Iterable[Artifact],
 def emit(ctx: BuildContext) -> list[Artifact]:
     plan = build_plan(ctx.cluster, ctx.artifacts, ctx.shared)
     outputs = {"plan.json": plan.to_json(), "plan.txt": render_text(plan)}
+    ctx.shared["plan"] = (plan, outputs["plan.json"])  # for ansible.plan_of
     for name, text in outputs.items():
         if "PRIVATE KEY" in text:  # defence in depth: steps never carry file contents
             raise PlanError(f"{name} would contain key material")
