@@ -2,11 +2,12 @@
 full install of the same cluster (Kubespray's scale.yml runs as long as a full install;
 kubeforge should need about one node's worth), on the 3+2 HA lab (examples/ha-guestbook.kf)
 and on a larger one (the same with more workers, as many as this machine holds), then
-removing that worker again, and an etcd backup and restore of the 3+2 cluster.
+removing that worker again, an etcd backup and restore of the 3+2 cluster, and last the
+upgrade of each cluster from the previous minor (where it was installed) to the newest.
 
-    python bench/day2.py [--workers 6] [--only small|large] [--no-etcd]
+    python bench/day2.py [--workers 6] [--only small|large] [--no-etcd] [--no-upgrade]
 
-Builds (or finds cached) the test bundle. Each size gets its own sandbox (removed at the end).
+Builds (or finds cached) the test bundles. Each size gets its own sandbox (removed at the end).
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ helpers, run from a checkout
 
-from tests.k8s.bundle_fixture import build_bundle  # noqa: E402
+from tests.k8s.bundle_fixture import KUBERNETES, PREVIOUS, build_bundle  # noqa: E402
 from tests.k8s.ha_cluster import HaCluster, example_source  # noqa: E402
 
 PREFIX = {"small": "10.86.0.", "large": "10.87.0."}
 FIRST_EXTRA = 31  # extra workers at .31, .32, ...
+UPGRADE = f"upgrade {PREVIOUS} -> {KUBERNETES}"
 
 
 def _with_workers(source: str, prefix: str, names: list[str]) -> str:
@@ -46,9 +48,12 @@ def _timed_apply(cluster: HaCluster, *args: str) -> float:
     return time.monotonic() - started
 
 
-def run(size: str, extra: int, bundle: Path, etcd: bool) -> dict:
+def run(size: str, extra: int, bundle: Path, etcd: bool, newer: Path | None) -> dict:
+    """``newer``: the newest release's bundle, to upgrade to at the end (the cluster is
+    installed from ``bundle``, of the previous minor, then)."""
     prefix = PREFIX[size]
-    base = example_source("ha-guestbook.kf", prefix, bundle)
+    base = example_source("ha-guestbook.kf", prefix, bundle,
+                          version=PREVIOUS if newer else "")
     workers = [f"worker{3 + i}" for i in range(extra)]
     with tempfile.TemporaryDirectory(prefix=f"kf-bench-day2-{size}-") as tmp:
         cluster = HaCluster(Path(tmp), "ha-lab", _with_workers(base, prefix, workers),
@@ -67,6 +72,12 @@ def run(size: str, extra: int, bundle: Path, etcd: bool) -> dict:
             out["remove one worker"] = _timed_apply(cluster, "--allow-removal")
             if etcd:
                 out.update(_etcd(cluster))
+            if newer:
+                cluster.kf.write_text(
+                    cluster.kf.read_text()
+                    .replace(f'kubernetes "{PREVIOUS}"', f'kubernetes "{KUBERNETES}"')
+                    .replace(f'path "{bundle}"', f'path "{newer}"'))
+                out[UPGRADE] = _timed_apply(cluster)
         finally:
             cluster.down()
         return out
@@ -99,17 +110,20 @@ def main() -> None:
                         help="Extra workers of the large cluster (3 control planes + 2 + N).")
     parser.add_argument("--only", choices=("small", "large"))
     parser.add_argument("--no-etcd", action="store_true", help="Skip backup and restore.")
+    parser.add_argument("--no-upgrade", action="store_true",
+                        help=f"Install {KUBERNETES} and skip the upgrade from {PREVIOUS}.")
     args = parser.parse_args()
     console = Console(stderr=True)
-    bundle = build_bundle()
+    newer = None if args.no_upgrade else build_bundle()
+    bundle = build_bundle() if args.no_upgrade else build_bundle(PREVIOUS)
     sizes = [args.only] if args.only else ["small", "large"]
     results = {}
     for size in sizes:
         console.print(f"[bold]{size}[/]: bringing up, installing, adding a worker ...")
         results[size] = run(size, 0 if size == "small" else args.workers, bundle,
-                            etcd=not args.no_etcd and size == "small")
+                            etcd=not args.no_etcd and size == "small", newer=newer)
     rows = ["nodes", "full install", "sandbox up (one host)", "add one worker",
-            "remove one worker", "etcd backup", "etcd restore"]
+            "remove one worker", "etcd backup", "etcd restore", UPGRADE]
     table = Table(title="kubeforge day 2 (seconds)")
     table.add_column("")
     for size in sizes:

@@ -33,6 +33,7 @@ EMITTERS: tuple[str, ...] = (
     "kubeforge.compiler.emit.manifests",
     "kubeforge.compiler.emit.vagrant",
     "kubeforge.compiler.emit.plan",
+    "kubeforge.compiler.emit.plan_upgrade",
     "kubeforge.compiler.emit.ansible",  # build-local files: the plan ignores them
     "kubeforge.compiler.emit.verify",
 )

@@ -253,10 +253,11 @@ class Plan:
 
     # -- queries --------------------------------------------------------------------------
     @classmethod
-    def ordered(cls, cluster: str, hosts: Iterable[PlanHost], steps: Iterable[Step]) -> "Plan":
+    def ordered(cls, cluster: str, hosts: Iterable[PlanHost], steps: Iterable[Step],
+                phases: tuple[str, ...] = PHASES) -> "Plan":
         """A plan whose ``steps`` are already in ``order()``, so JSON round trips are exact."""
-        draft = cls(cluster, tuple(hosts), tuple(steps))
-        return cls(cluster, draft.hosts, draft.order())
+        draft = cls(cluster, tuple(hosts), tuple(steps), phases)
+        return cls(cluster, draft.hosts, draft.order(), phases)
 
     def step(self, step_id: str) -> Step:
         return self._by_id[step_id]

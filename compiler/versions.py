@@ -117,7 +117,9 @@ RELEASES: dict[int, Release] = {r.minor: r for r in (
                                    "RootlessControlPlane"),
             kubeadm_feature_gates_removed=("ControlPlaneKubeletLocalMode",),
             kubelet_flags_removed=(), fail_cgroup_v1=True, kubelet_api_admin_since_patch=1,
-            containerd=("2.3.0", "2.2.0")),
+            containerd=("2.3.0", "2.2.0"),
+            bundle=BundlePins(containerd="v2.3.7", crictl="v1.36.0", cni_plugins="v1.10.0",
+                              flannel="v0.28.10")),
     Release(37, 2, dt.date(2027, 10, 28), ("kubeadm.k8s.io/v1beta4",),
             etcd="3.7.0-0", min_external_etcd="3.5.24-0", pause="3.10.2", coredns="v1.14.6",
             encryption_algorithms=("ECDSA-P256", "ECDSA-P384", *_RSA),
@@ -182,10 +184,11 @@ SOURCES: dict[str, str] = {
                                      "1.36.0/1.36.1 compared)",
     "containerd": f"RELEASES.md of the containerd module {CONTAINERD_RELEASES}, table "
                   "'Kubernetes Support' (the recommended containerd lines per minor)",
-    "bundle": "containerd: the newest v2.4 release (v2.4.2), a line the row's containerd "
-              "column recommends; crictl: the cri-tools release of the same minor; "
-              "cni_plugins, flannel: the newest releases on the module proxy when the 1.37 "
-              "bundle was built; runc is containerd's own pin (script/setup/runc-version)",
+    "bundle": "containerd: the newest release of the newest line the row's containerd "
+              "column recommends (1.37: v2.4.2; 1.36: v2.3.7); crictl: the cri-tools release "
+              "of the same minor; cni_plugins, flannel: the newest releases on the module "
+              "proxy when the 1.37 bundle was built (the same for 1.36, so an upgrade keeps "
+              "the pod network); runc is containerd's own pin (script/setup/runc-version)",
     "default RBAC roles": "compiler/data/rbac-bootstrap.yaml, per rule `x-oracle-since`/"
                           "`x-oracle-until` (plugin/pkg/auth/authorizer/rbac/bootstrappolicy/"
                           "testdata/cluster-roles.yaml of each row)",

@@ -106,17 +106,27 @@ def _stale_certificates(file, dep, target) -> list[str]:
     return found
 
 
-def _version_warning(dep) -> list[str]:
-    """plan's word on a version change apply would refuse, on stderr and in the report."""
-    from kubeforge.targets import version_change
+def _version_review(dep, selection, new_target) -> tuple[list[str], dict | None]:
+    """plan's word on a version change: why apply would refuse it, or the upgrade apply
+    would run first (its own review)."""
+    from kubeforge.targets import review, upgrade, version_change
 
-    found = version_change.problem(dep.plan.cluster, dep.load_state().kubernetes,
-                                   dep.kubernetes)
+    state = dep.load_state()
+    found = version_change.problem(dep.plan.cluster, state.kubernetes, dep.kubernetes)
     if found is None:
-        return []
-    warning = f"apply will refuse: {found[1]}"
-    click.echo(f"warning: {warning}", err=True)
-    return [warning]
+        return [], None
+    upgrade_plan = upgrade.load(dep)
+    refused = found[1] if found[0] != version_change.UPGRADE else upgrade.refusal(
+        dep, upgrade_plan, state, state.kubernetes, bool(selection.limit or selection.phase
+                                                         or selection.until))
+    if refused:
+        warning = f"apply will refuse: {refused}"
+        click.echo(f"warning: {warning}", err=True)
+        return [warning], None
+    upgraded = upgrade.deployment(dep, upgrade_plan)
+    target = new_target()  # review closes the target it probed with
+    verdicts = review.review(upgraded, _selection(()), target)
+    return [], review.as_dict(upgraded, verdicts, target is not None)
 
 
 @click.command("plan")
@@ -135,14 +145,27 @@ def plan_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on
     dep = _prepare(file, inventory, build_dir, state_dir)
     target = _ssh(known_hosts, trust_on_first_use, jump, jump_key) if probe else None
     stale = _stale_certificates(file, dep, target) if probe else []
-    stale += _version_warning(dep)
-    verdicts = review.review(dep, _selection(limit, phase, until), target)
+    selection = _selection(limit, phase, until)
+    refused, upgrading = _version_review(
+        dep, selection,
+        lambda: _ssh(known_hosts, trust_on_first_use, jump, jump_key) if probe else None)
+    stale += refused
+    verdicts = review.review(dep, selection, target)
     report = review.as_dict(dep, verdicts, probe)
+    if upgrading is not None:
+        report["upgrade"] = upgrading
     report["remove"] = removal.describe(
         dep.plan, removal.leaving(dep.plan, dep.load_state(), dep.former))
     report["warnings"] += stale
-    click.echo(json.dumps(report, indent=2) if as_json else review.render(report))
-    if report["blocked"] or report["failing"]:
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        if upgrading is not None:
+            click.echo(f"first, the upgrade from Kubernetes {dep.load_state().kubernetes} to "
+                       f"{dep.kubernetes}, one node at a time:\n" + review.render(upgrading)
+                       + "\nthen:")
+        click.echo(review.render(report))
+    if any(r["blocked"] or r["failing"] for r in (report, upgrading or report)):
         sys.exit(1)
 
 
@@ -156,22 +179,28 @@ def plan_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on
 @click.option("--allow-removal", is_flag=True,
               help="Drain, delete and reset the nodes FILE no longer declares (see `plan`).")
 @click.option("--version-upgraded", is_flag=True,
-              help="The cluster was upgraded with kubeadm to the version FILE names (one "
-                   "minor or patch up): record it instead of refusing the change.")
+              help="The cluster was upgraded by hand with kubeadm to the version FILE names "
+                   "(one minor or patch up): record it instead of upgrading.")
 def apply_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_on_first_use,
               jump, jump_key, target, phase, until, jobs, allow_removal,
               version_upgraded) -> None:
     """Compile FILE and bring the inventory's hosts to its plan; resumes after a failure.
     Nodes an earlier apply set up that FILE no longer declares are removed first, one at a
-    time, with --allow-removal only."""
-    from kubeforge.targets import removal, version_change
+    time, with --allow-removal only. When FILE names the next minor or patch release, the
+    cluster is upgraded first, node by node in kubeadm's order (from FILE's bundle)."""
+    from kubeforge.targets import removal, upgrade, version_change
     from kubeforge.targets.deploy import apply
 
     dep = _prepare(file, inventory, build_dir, state_dir)
-    version_change.check(dep.plan.cluster, dep.load_state().kubernetes, dep.kubernetes,
-                         upgraded=version_upgraded)
+    state = dep.load_state()
+    change = version_change.check(dep.plan.cluster, state.kubernetes, dep.kubernetes)
     selection = _selection(limit, phase, until)
     selection.validate(dep.plan)
+    upgrading = change == version_change.UPGRADE and not version_upgraded
+    if upgrading:
+        upgrade_plan = upgrade.load(dep)
+        upgrade.check(dep, upgrade_plan, state, state.kubernetes,
+                      bool(limit or phase or until))
     ssh = _ssh(known_hosts, trust_on_first_use, jump, jump_key)
     gone = removal.leaving(dep.plan, dep.load_state(), dep.former)
     if gone and not allow_removal:
@@ -184,6 +213,15 @@ def apply_cmd(file, inventory, build_dir, state_dir, limit, known_hosts, trust_o
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
     removal.save_for_later(dep)
+    if upgrading:
+        click.echo(f"upgrading cluster {dep.plan.cluster} from Kubernetes {state.kubernetes} "
+                   f"to {dep.kubernetes}, one node at a time", err=True)
+        report = apply(upgrade.deployment(dep, upgrade_plan), ssh, jobs=jobs,
+                       console=Console(stderr=True))
+        if report.failed:
+            sys.exit(1)
+        dep.load_state().set_kubernetes(dep.kubernetes)
+        ssh = _ssh(known_hosts, trust_on_first_use, jump, jump_key)  # apply closed it
     if target == "ansible":  # the compiled ansible/ playbook through ansible-runner
         from kubeforge.targets.ansible import apply as apply_ansible
         report = apply_ansible(dep, ssh.options, selection, jobs, Console(stderr=True))

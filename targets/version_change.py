@@ -1,16 +1,14 @@
 """The Kubernetes version a cluster runs against the one its file names.
 
 Once ``kubeadm init`` has run, apply records the cluster's version in the apply state. A file
-that names another version is refused before anything runs, since apply alone would replace
-kubelets, kubectl and kubeadm configs under control planes that stay at the old version
-(kubeadm's static pods change only through ``kubeadm upgrade``), leaving kubelets newer than
-their API servers, which the version skew policy forbids:
+that names another version is one of:
 
-* a downgrade: kubeadm cannot take a control plane back to an older release;
-* a skipped minor: kubeadm upgrades one minor at a time;
-* the next patch or minor: ``kubeadm upgrade`` is not something apply runs yet; after
-  upgrading with kubeadm (``upgrade plan/apply`` on one control plane, ``upgrade node`` on
-  the others, then kubelet and kubectl per node), ``apply --version-upgraded`` records it.
+* a downgrade: refused, kubeadm cannot take a control plane back to an older release;
+* a skipped minor: refused, kubeadm upgrades one minor at a time;
+* the next patch or minor: apply upgrades the cluster first, in kubeadm's order
+  (targets/upgrade.py), when the file installs a bundle to take the release from. Without
+  one, the person upgrades with kubeadm and ``apply --version-upgraded`` records it: apply
+  alone would put new kubelets under API servers of the old release.
 """
 
 from __future__ import annotations
@@ -42,19 +40,18 @@ def problem(cluster: str, running: str, wanted: str) -> tuple[str, str] | None:
     if new_minor > old_minor + 1:
         return SKIP, (f"{head}: that skips 1.{old_minor + 1}, and kubeadm upgrades one "
                       f"minor at a time; go to a 1.{old_minor + 1} release first")
-    return UPGRADE, (f"{head}: an upgrade, which apply does not run yet (it would put new kubelets "
-                     f"under API servers of {running}); upgrade with kubeadm (`kubeadm upgrade "
-                     f"apply v{wanted}` on one control plane, `kubeadm upgrade node` on the "
-                     "others, then kubelet and kubectl node by node), then run `kubeforge "
-                     "apply --version-upgraded`")
+    return UPGRADE, f"{head}: an upgrade"
 
 
-def check(cluster: str, running: str, wanted: str, upgraded: bool = False) -> None:
-    """Refuses a version change; ``upgraded`` (the person upgraded with kubeadm) lets an
-    upgrade by one minor or patch through, never a downgrade or a skipped minor."""
+def check(cluster: str, running: str, wanted: str) -> str | None:
+    """Refuses a downgrade or a skipped minor; returns UPGRADE for an upgrade by one minor
+    or patch (None: no change)."""
     found = problem(cluster, running, wanted)
-    if found is not None and not (upgraded and found[0] == UPGRADE):
+    if found is None:
+        return None
+    if found[0] != UPGRADE:
         raise VersionChange(found[1])
+    return UPGRADE
 
 
 def initialised(state: ApplyState) -> bool:

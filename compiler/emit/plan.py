@@ -187,19 +187,19 @@ class _Builder:
     def ids(self, host: str, phase: str) -> list[str]:
         return list(self._ids.get((host, phase), ()))
 
-    def finish(self) -> Plan:
-        self._chain_hosts()
+    def finish(self, phases: tuple[str, ...] = PHASES) -> Plan:
+        self._chain_hosts(phases)
         hosts = [PlanHost(n.name, str(n.address), n.roles) for n in self.cluster.nodes]
         steps = [Step(d.id, d.host, d.phase, d.action, d.check, tuple(d.needs), d.why,
                       requires=d.requires)
                  for d in self.drafts.values()]
-        return Plan.ordered(self.cluster.name, hosts, steps)
+        return Plan.ordered(self.cluster.name, hosts, steps, phases)
 
-    def _chain_hosts(self) -> None:
+    def _chain_hosts(self, phases: tuple[str, ...]) -> None:
         """Each host's first steps of a phase need the last steps of its previous phase."""
         for node in self.cluster.nodes:
             previous: list[str] = []
-            for phase in PHASES:
+            for phase in phases:
                 layer = [i for i in self.ids(node.name, phase) if self.drafts[i].chain]
                 if not layer:
                     continue

@@ -54,13 +54,13 @@ def upload_host_files(maker: Any, bundle: "BundleInput", node: "ClusterNode",
             if entry.install in seen:
                 continue
             seen.add(entry.install)
-            ids.append(_upload(maker, node, phase, entry.install, bundle.source(entry.path),
+            ids.append(upload_file(maker, node, phase, entry.install, bundle.source(entry.path),
                                entry.sha256, entry.mode))
     maker.uploads.setdefault((node.name, phase), []).extend(ids)
     return ids
 
 
-def _upload(maker: Any, node: "ClusterNode", phase: str, path: str, source: str,
+def upload_file(maker: Any, node: "ClusterNode", phase: str, path: str, source: str,
             sha256: str, mode: int) -> str:
     action = Upload(path, source, sha256, mode, "root:root", False)
     return maker.add(node, phase, "upload-" + _slug(path), action, check=Check("sha256", sha256))
@@ -77,7 +77,7 @@ def images(maker: Any, bundle: "BundleInput", node: "ClusterNode", phase: str,
     for name, image in sorted(wanted.items()):
         entry = bundle.manifest.file(image.archive)
         remote = f"{IMAGES_DIR}/{PurePosixPath(image.archive).name}"
-        upload = _upload(maker, node, phase, remote, bundle.source(image.archive),
+        upload = upload_file(maker, node, phase, remote, bundle.source(image.archive),
                          entry.sha256, 0o644)
         ref = shlex.quote(name)
         # The name with the manifest digest the bundle recorded: a rebuilt image under the

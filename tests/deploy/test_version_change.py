@@ -1,5 +1,6 @@
 """A cluster's recorded Kubernetes version against its file's: a downgrade, a skipped minor
-and an upgrade apply does not run are refused before any host is contacted; `plan` says so.
+and an upgrade without a bundle to take it from are refused before any host is contacted;
+`plan` says so (tests/plan/test_plan_upgrade.py: the upgrade apply runs from a bundle).
 From source text: an apply of the file against fake hosts records the version, then the
 command line meets the edited file."""
 
@@ -40,14 +41,13 @@ def test_kinds_of_change(running, wanted, kind):
     assert (found and found[0]) == kind
 
 
-def test_upgraded_lets_only_an_upgrade_through():
-    version_change.check("c", "1.36.3", "1.37.2", upgraded=True)
+def test_check_refuses_a_downgrade_and_a_skip_and_names_an_upgrade():
+    assert version_change.check("c", "1.36.3", "1.37.2") == UPGRADE
+    assert version_change.check("c", "1.37.2", "1.37.2") is None
     with pytest.raises(VersionChange, match="a downgrade"):
-        version_change.check("c", "1.37.2", "1.36.3", upgraded=True)
+        version_change.check("c", "1.37.2", "1.36.3")
     with pytest.raises(VersionChange, match="skips 1.36"):
-        version_change.check("c", "1.35.4", "1.37.2", upgraded=True)
-    with pytest.raises(VersionChange, match="--version-upgraded"):
-        version_change.check("c", "1.36.3", "1.37.2")
+        version_change.check("c", "1.35.4", "1.37.2")
 
 
 def _cli(tmp_path, *args):
@@ -72,8 +72,10 @@ def test_an_applied_cluster_refuses_another_version_before_contacting_hosts(tmp_
     version_change.record(dep.load_state(), dep.kubernetes)
     assert dep.load_state().kubernetes == "1.36.3"
 
-    for version, words in (("1.35.4", "a downgrade"), ("1.37.2", "an upgrade, which apply "
-                                                                 "does not run yet")):
+    # No bundle to upgrade from: apply cannot do the upgrade itself, and says how to.
+    for version, words in (("1.35.4", "a downgrade"),
+                           ("1.37.2", "apply upgrades a cluster from its bundle, and the file "
+                                      "installs none")):
         kf.write_text(SOURCE.format(version=version))
         proc = _cli(tmp_path, "apply")
         assert proc.returncode == 2, proc.stderr

@@ -15,20 +15,29 @@ from pathlib import Path
 
 import pytest
 
-from kubeforge.compiler.versions import DEFAULT_VERSION
+from kubeforge.compiler.versions import DEFAULT_VERSION, NEWEST, RELEASES
 
 #: The newest supported release: what a user starting a cluster today installs.
 KUBERNETES = DEFAULT_VERSION
+#: The newest release of the minor before: the HA cluster starts there and is upgraded.
+PREVIOUS = RELEASES[NEWEST.minor - 1].newest
+
+
+def _given(version: str) -> str | None:
+    """KUBEFORGE_TEST_BUNDLE names the newest release's bundle, KUBEFORGE_TEST_BUNDLE_PREVIOUS
+    the previous one's."""
+    return os.environ.get("KUBEFORGE_TEST_BUNDLE" if version == KUBERNETES
+                          else "KUBEFORGE_TEST_BUNDLE_PREVIOUS")
 
 
 def bundle_dir(version: str = KUBERNETES) -> Path:
     default = Path.home() / ".cache" / "kubeforge" / "test-bundles" / f"v{version}"
-    return Path(os.environ.get("KUBEFORGE_TEST_BUNDLE") or default)
+    return Path(_given(version) or default)
 
 
 def build_bundle(version: str = KUBERNETES) -> Path:
     out = bundle_dir(version)
-    given = os.environ.get("KUBEFORGE_TEST_BUNDLE")
+    given = _given(version)
     command = ["check", str(out)] if given else \
         ["build", "--kubernetes", version, "-o", str(out)]
     proc = subprocess.run([sys.executable, "-m", "kubeforge", "bundle", *command],
@@ -42,3 +51,8 @@ def build_bundle(version: str = KUBERNETES) -> Path:
 @pytest.fixture(scope="session")
 def bundle() -> Path:
     return build_bundle()
+
+
+@pytest.fixture(scope="session")
+def previous_bundle() -> Path:
+    return build_bundle(PREVIOUS)

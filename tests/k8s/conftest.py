@@ -1,1 +1,1 @@
-from tests.k8s.bundle_fixture import bundle  # noqa: F401  (the session fixture)
+from tests.k8s.bundle_fixture import bundle, previous_bundle  # noqa: F401  (session fixtures)

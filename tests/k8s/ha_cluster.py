@@ -26,13 +26,19 @@ EXAMPLE_SUBNET = "10.77.0."
 TRANSIENT = re.compile(r"Unable to connect to the server|TLS handshake timeout|"
                        r"http2: client connection lost|connection reset by peer|unexpected EOF")
 BUNDLE_PATH = 'path "bundles/k8s-1.37.2"'
+EXAMPLE_VERSION = 'kubernetes "1.37.2"'
 
 
-def example_source(name: str, subnet_prefix: str, bundle: Path, extra: str = "") -> str:
+def example_source(name: str, subnet_prefix: str, bundle: Path, extra: str = "",
+                   version: str = "") -> str:
     """``examples/NAME`` for a sandbox on ``subnet_prefix`` (``"10.80.0."``) installing from
-    ``bundle``; both replacements must happen, or the example changed under the test."""
+    ``bundle`` (of ``version``, default the example's); every replacement must happen, or the
+    example changed under the test."""
     text = (EXAMPLES / name).read_text()
     assert EXAMPLE_SUBNET in text and BUNDLE_PATH in text, f"{name} no longer fits this helper"
+    if version:
+        assert text.count(EXAMPLE_VERSION) == 1, f"{name} no longer fits this helper"
+        text = text.replace(EXAMPLE_VERSION, f'kubernetes "{version}"')
     return (text.replace(EXAMPLE_SUBNET, subnet_prefix)
             .replace(BUNDLE_PATH, f'path "{bundle}"') + extra)
 

@@ -1,6 +1,7 @@
 """One HA cluster for this package: examples/ha-guestbook.kf (three stacked control planes
 behind the keepalived + haproxy VIP, two workers, the guestbook, the storage addon) plus
-apps/multi-team.kf's teams, on sandbox ``kfha`` (10.80.0.0/24). test_ha_e2e.py brings it up
+apps/multi-team.kf's teams, on sandbox ``kfha`` (10.80.0.0/24), at the previous minor's
+newest release until test_day2_upgrade.py upgrades it to the newest. test_ha_e2e.py brings it up
 with one apply and checks what a user relies on; the day-2 modules then work on the same
 cluster, in the order below, instead of each paying for a five-node bring-up. The cluster
 goes down after the last test of the package; what each test measured goes to
@@ -14,12 +15,13 @@ import time
 
 import pytest
 
+from tests.k8s.bundle_fixture import PREVIOUS
 from tests.k8s.ha.lab import PREFIX, REPORT
 from tests.k8s.ha_cluster import HaCluster, example_source
 
 #: Module order: the bring-up first; the day-2 work after it, destructive work last.
 ORDER = ("test_ha_e2e", "test_addon_storage", "test_day2_tokens", "test_day2_certs",
-         "test_day2_scale", "test_day2_etcd")
+         "test_day2_scale", "test_day2_upgrade", "test_day2_etcd")
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -38,11 +40,13 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 @pytest.fixture(scope="package")
-def ha(bundle, tmp_path_factory):
+def ha(previous_bundle, tmp_path_factory):
+    """The cluster at the previous minor's newest release: test_day2_upgrade.py takes it to
+    the newest one, which the modules after it then run on."""
     root = tmp_path_factory.mktemp("ha")
-    source = example_source("ha-guestbook.kf", PREFIX, bundle,
-                            extra='import "apps/multi-team.kf"\n')
-    cluster = HaCluster(root, "ha-lab", source, "kfha", bundle)
+    source = example_source("ha-guestbook.kf", PREFIX, previous_bundle,
+                            extra='import "apps/multi-team.kf"\n', version=PREVIOUS)
+    cluster = HaCluster(root, "ha-lab", source, "kfha", previous_bundle)
     try:
         started = time.monotonic()
         cluster.up()

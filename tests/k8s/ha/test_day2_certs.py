@@ -12,7 +12,6 @@ nothing.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import signal
@@ -20,15 +19,14 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 from cryptography import x509
 
-from tests.k8s.ha.lab import CONTROL_PLANES, REPORT, VIP, WORKERS
+from tests.k8s.ha.lab import CONTROL_PLANES, REPORT, WORKERS
+from tests.k8s.ha.sampling import VipSampler
 from tests.k8s.ha_cluster import HaCluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -78,62 +76,6 @@ def _served_serial(ha: HaCluster, host: str) -> str:
 
 def _serials(report: dict, name: str) -> dict[str, str]:
     return {r["node"]: r["serial"] for r in report["renewal"] if r["name"] == name}
-
-
-class VipSampler:
-    """GET /version through the VIP on a new TLS connection each time, as admin."""
-
-    def __init__(self, ha: HaCluster, tmp: Path) -> None:
-        user = yaml.safe_load(ha.admin_conf.read_text())
-        (tmp / "ca.crt").write_bytes(base64.b64decode(
-            user["clusters"][0]["cluster"]["certificate-authority-data"]))
-        creds = user["users"][0]["user"]
-        (tmp / "c.crt").write_bytes(base64.b64decode(creds["client-certificate-data"]))
-        key = tmp / "c.key"
-        key.touch(mode=0o600)
-        key.write_bytes(base64.b64decode(creds["client-key-data"]))
-        self.ctx = ssl.create_default_context(cafile=str(tmp / "ca.crt"))
-        self.ctx.load_cert_chain(str(tmp / "c.crt"), str(key))
-        self.samples: list[tuple[float, bool, str]] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _one(self) -> tuple[bool, str]:
-        import http.client
-
-        conn = http.client.HTTPSConnection(VIP, 8443, context=self.ctx, timeout=5)
-        try:
-            conn.request("GET", "/version")
-            answer = conn.getresponse()
-            answer.read()
-            return answer.status == 200, str(answer.status)
-        except (OSError, http.client.HTTPException) as exc:
-            return False, type(exc).__name__
-        finally:
-            conn.close()
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            ok, what = self._one()
-            self.samples.append((time.monotonic(), ok, what))
-            time.sleep(0.2)
-
-    def __enter__(self) -> "VipSampler":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.thread.join(timeout=15)
-
-    def summary(self) -> dict:
-        ok_times = [t for t, ok, _ in self.samples if ok]
-        edges = [self.samples[0][0], *ok_times, self.samples[-1][0]] if self.samples else []
-        failed = [what for _, ok, what in self.samples if not ok]
-        return {"requests": len(self.samples), "failed": len(failed),
-                "failures": sorted(set(failed)),
-                "longest_gap_s": round(max((b - a for a, b in zip(edges, edges[1:])),
-                                           default=0.0), 1)}
 
 
 def _healthy(ha: HaCluster) -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.k8s.bundle_fixture import PREVIOUS
 from tests.k8s.ha_cluster import HaCluster, changed_steps, http_get
 from tests.k8s.ha.lab import CONTROL_PLANES, NODEPORT, REPORT, VIP, WORKERS
 
@@ -57,7 +58,7 @@ def test_every_node_ready_through_the_vip(ha):
                     and len(r) == 5 and all(r.values()) and r)
     assert set(ready) == {*CONTROL_PLANES, *WORKERS}
     for node in ha.json("get", "nodes")["items"]:
-        assert node["status"]["nodeInfo"]["kubeletVersion"] == "v1.37.2"
+        assert node["status"]["nodeInfo"]["kubeletVersion"] == f"v{PREVIOUS}"
 
 
 def test_three_etcd_members_and_three_api_servers(ha):
