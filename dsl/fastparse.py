@@ -14,8 +14,8 @@ has a position and ends at the last, as Lark's PropagatePositions computes it (f
 keywords and braces included).
 
 It gives up (:class:`Fallback`) on anything unusual: a character no scanner takes, a token
-the table has no action for, braces nested near MAX_NESTING, a number with a long digit run,
-a grammar shape the builder does not know. The caller then parses with Lark, which gives the
+the table has no action for, braces nested deeper than MAX_NESTING, a number with a long digit
+run, a grammar shape the builder does not know. The caller then parses with Lark, which gives the
 diagnostic (file:line:col, caret, hint) as before. So this module is never the one that says
 a file is wrong, and tests/dsl/test_fastparse.py checks it gives Lark's AST, spans included.
 """
@@ -96,6 +96,13 @@ def _rule(rule) -> _Rule:
     return _Rule(size, str(rule.origin.name), name, shape, tuple(keep), op)
 
 
+def _cached_rule(rules: dict, rule) -> _Rule:
+    found = rules.get(rule)
+    if found is None:
+        found = rules[rule] = _rule(rule)
+    return found
+
+
 def _keywords(callback) -> dict[str, str]:
     """A NAME-like terminal's UnlessCallback as a dict: the keyword text -> its terminal."""
     out = {}
@@ -127,9 +134,8 @@ def build_tables(parser: Lark, numeric: frozenset, max_braces: int) -> Tables:
     actions = {}
     for state, row in table.states.items():
         # Plain str keys: Lark's Token compares through a Python __eq__ on every dict probe.
-        actions[state] = {
-            str(term): arg if action is Shift else rules.get(arg) or rules.setdefault(arg, _rule(arg))
-            for term, (action, arg) in row.items()}
+        actions[state] = {str(term): arg if action is Shift else _cached_rule(rules, arg)
+                          for term, (action, arg) in row.items()}
     skip = _skipper(parser)
     scanners, newline = {}, set()
     for state, basic in lexer.lexers.items():

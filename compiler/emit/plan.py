@@ -961,8 +961,9 @@ def build_plan(cluster: Cluster, artifacts: Iterable[Artifact],
 def emit(ctx: BuildContext) -> list[Artifact]:
     plan = build_plan(ctx.cluster, ctx.artifacts, ctx.shared)
     outputs = {"plan.json": plan.to_json(), "plan.txt": render_text(plan)}
-    ctx.shared["plan"] = (plan, outputs["plan.json"])  # for ansible.plan_of
     for name, text in outputs.items():
         if "PRIVATE KEY" in text:  # defence in depth: steps never carry file contents
             raise PlanError(f"{name} would contain key material")
-    return [Artifact(name, text.encode()) for name, text in outputs.items()]
+    artifacts = [Artifact(name, text.encode()) for name, text in outputs.items()]
+    ctx.shared["plan"] = (plan, artifacts[0].content)  # the object plan.json holds: plan_of
+    return artifacts

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from kubeforge.compiler.json_indent import dumps
 
+_ODD = ["", "é", "\u2028", "\x00", '"', "\\", "\ud800", "\U0001f600"]
 _SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.text(max_size=12),
-                     st.sampled_from(["", "é", "\u2028", "\x00", '"', "\\", "\ud800", "\U0001f600"]))
+                     st.sampled_from(_ODD))
 _DATA = st.recursive(_SCALARS, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.lists(inner, max_size=3).map(tuple),
     st.dictionaries(st.text(max_size=6), inner, max_size=4)), max_leaves=40)
