@@ -75,3 +75,27 @@ def test_the_file_is_named_by_the_check_and_the_packages(cache, monkeypatch):
     api_schema_cache.cache_file.cache_clear()
     monkeypatch.setattr(api_schema_cache, "_PACKAGES", ("jsonschema", "referencing", "yaml"))
     assert api_schema_cache.cache_file() != before
+
+
+def test_past_the_limit_a_run_keeps_every_result_it_used(cache, monkeypatch):
+    monkeypatch.setattr(api_schema_cache, "LIMIT", 3)
+    objects = [{**DEPLOYMENT, "metadata": {"name": f"w{i}"}} for i in range(4)]
+    first = CheckCache()
+    for obj in objects[:2]:
+        first.check(obj, 37)
+    first.save()  # two results
+    second = CheckCache()
+    for obj in objects:  # two known, two new: four, past the limit of three
+        second.check(obj, 37)
+    second.save()
+    checked = []
+    real = api_schema.check_object
+    monkeypatch.setattr(api_schema, "check_object",
+                        lambda obj, minor: checked.append(obj) or real(obj, minor))
+    third = CheckCache()
+    for obj in objects:
+        third.check(obj, 37)
+    assert checked == []  # all four kept, though past the limit
+    third.check({**DEPLOYMENT, "metadata": {"name": "other"}}, 37)
+    third.save()
+    assert len(CheckCache().known) == 5  # the run's four and its new one; nothing older
