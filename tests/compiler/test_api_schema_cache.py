@@ -32,6 +32,15 @@ def bad() -> dict:
     return obj
 
 
+def counted_checks(monkeypatch) -> list[tuple[dict, int]]:
+    """The (object, minor) of every check the cache could not answer, from now on."""
+    calls: list[tuple[dict, int]] = []
+    real = api_schema.check_object
+    monkeypatch.setattr(api_schema, "check_object",
+                        lambda obj, minor: calls.append((obj, minor)) or real(obj, minor))
+    return calls
+
+
 def test_a_stored_result_is_the_checks_own(cache, monkeypatch):
     expected = {37: [api_schema.check_object(o, 37) for o in (DEPLOYMENT, bad())]}
     assert expected[37][0] and expected[37][1]  # a deprecation; an error and a deprecation
@@ -50,17 +59,14 @@ def test_another_object_or_minor_is_checked(cache, monkeypatch):
     stored = CheckCache()
     stored.check(DEPLOYMENT, 37)
     stored.save()
-    calls = []
-    real = api_schema.check_object
-    monkeypatch.setattr(api_schema, "check_object",
-                        lambda obj, minor: calls.append(minor) or real(obj, minor))
+    calls = counted_checks(monkeypatch)
     again = CheckCache()
     again.check(DEPLOYMENT, 37)
     again.check(DEPLOYMENT, 36)
     again.check(bad(), 37)
     reordered = dict(reversed(list(DEPLOYMENT.items())))  # messages show keys in order
     again.check(reordered, 37)
-    assert calls == [36, 37, 37]
+    assert [minor for _, minor in calls] == [36, 37, 37]
 
 
 def test_a_damaged_file_is_an_empty_cache(cache):
@@ -88,10 +94,7 @@ def test_past_the_limit_a_run_keeps_every_result_it_used(cache, monkeypatch):
     for obj in objects:  # two known, two new: four, past the limit of three
         second.check(obj, 37)
     second.save()
-    checked = []
-    real = api_schema.check_object
-    monkeypatch.setattr(api_schema, "check_object",
-                        lambda obj, minor: checked.append(obj) or real(obj, minor))
+    checked = counted_checks(monkeypatch)
     third = CheckCache()
     for obj in objects:
         third.check(obj, 37)
