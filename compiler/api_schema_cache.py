@@ -23,7 +23,7 @@ from pathlib import Path
 from kubeforge import usercache
 from kubeforge.compiler import api_schema
 
-#: Results kept in one file; past this it starts again from the current run's.
+#: Results kept in one file; past this it keeps only the current run's (all of them).
 LIMIT = 20_000
 _PACKAGES = ("jsonschema", "referencing", "kubernetes_validate")
 
@@ -46,6 +46,7 @@ class CheckCache:
     def __init__(self) -> None:
         self.known: dict[str, list] = {}
         self.new: dict[str, list] = {}
+        self.used: set[str] = set()  # known results this run asked for
         data = usercache.read_own(cache_file())
         if data is not None:
             try:
@@ -57,7 +58,11 @@ class CheckCache:
 
     def check(self, obj: dict, minor: int) -> list[api_schema.ApiProblem]:
         key = hashlib.sha256(repr((minor, obj)).encode()).hexdigest()
-        found = self.known.get(key, self.new.get(key))
+        found = self.known.get(key)
+        if found is not None:
+            self.used.add(key)
+        else:
+            found = self.new.get(key)
         if found is None:
             problems = api_schema.check_object(obj, minor)
             self.new[key] = [[p.severity, p.path, p.message] for p in problems]
@@ -67,5 +72,9 @@ class CheckCache:
     def save(self) -> None:
         if not self.new:
             return
-        kept = self.known if len(self.known) + len(self.new) <= LIMIT else {}
+        # Past the limit, the results this run used stay with the new ones: keeping only
+        # the new ones made a file of more than LIMIT objects lose, on every run, what the
+        # previous run had found, and check most of them again (a fleet's 20,000 objects).
+        kept = self.known if len(self.known) + len(self.new) <= LIMIT else \
+            {key: self.known[key] for key in self.used}
         usercache.write_own(cache_file(), json.dumps({**kept, **self.new}).encode())

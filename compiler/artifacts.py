@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from kubeforge.compiler import json_indent
 from kubeforge.compiler.ir import Cluster, Program
 from kubeforge.dsl.diagnostics import Diagnostic
 from kubeforge.errors import KubeforgeError
@@ -165,7 +166,7 @@ def write_artifacts(root: Path, artifacts: list[Artifact],
         }
     }
     files = {p: (a.content, 0o600 if a.secret else a.mode) for p, a in seen.items()}
-    files[INDEX] = ((json.dumps(index, indent=2, sort_keys=True) + "\n").encode(), 0o644)
+    files[INDEX] = ((json_indent.dumps(index) + "\n").encode(), 0o644)
     root = Path(os.path.realpath(root))  # a symlinked build directory is replaced where it is
     try:
         previous = _previous_build(root)
@@ -176,8 +177,9 @@ def write_artifacts(root: Path, artifacts: list[Artifact],
             else _reason(err)
         raise OutputError(f"cannot write the build to {root}: {why}") from None
     try:
+        made: set[Path] = {new}
         for rel, (content, mode) in sorted(files.items()):
-            _place(root, new, rel, content, mode, previous is not None)
+            _place(root, new, rel, content, mode, previous is not None, made)
         if previous is not None:
             _carry_foreign(root, new, previous)
         _swap(root, new)
@@ -227,12 +229,17 @@ def _new_directory(root: Path) -> Path:
             continue
 
 
-def _place(root: Path, new: Path, rel: str, content: bytes, mode: int, reuse: bool) -> None:
+def _place(root: Path, new: Path, rel: str, content: bytes, mode: int, reuse: bool,
+           made: set[Path]) -> None:
     """Write one file into the new build; an unchanged file of the old build is linked
     instead, which keeps its timestamp and costs no space (files are never changed in
-    place, so sharing them is safe)."""
+    place, so sharing them is safe). ``made``: the directories of the new build so far (a
+    build of 1,000 nodes has 12,000 files in 3,000 directories: one mkdir each, not one
+    per file)."""
     target = new / rel
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.parent not in made:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        made.add(target.parent)
     old = root / rel
     if reuse and rel != INDEX:
         try:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from typing import Any, ClassVar, Iterable, Union
 
+from kubeforge.compiler import json_indent
 from kubeforge.errors import KubeforgeError
 
 PHASES: tuple[str, ...] = (
@@ -319,7 +320,7 @@ class Plan:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+        return json_indent.dumps(self.to_dict()) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> "Plan":

@@ -9,11 +9,11 @@ from pathlib import Path
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from kubeforge.dsl import hints
+from kubeforge.dsl import fastparse, hints
 from kubeforge.dsl.ast import Module, Node, Value
 from kubeforge.dsl.diagnostics import (Diagnostic, DiagnosticError, SourceMap, Span, did_you_mean,
                                        escape_controls, source_lines)
-from kubeforge.dsl.parser_cache import load_parser
+from kubeforge.dsl.parser_cache import load_derived, load_parser
 from kubeforge.errors import UsageError
 from kubeforge.fileio import TEXT_LIMIT, FileProblem, read_text
 
@@ -49,6 +49,17 @@ def lark_parser(keep_all_tokens: bool = False) -> Lark:
         maybe_placeholders=False,
         keep_all_tokens=keep_all_tokens,
     )
+
+
+@functools.lru_cache(maxsize=None)
+def fast_tables() -> fastparse.Tables | None:
+    # Stored like the parser: deriving them compiles a scanner per parser state again. The
+    # code that derives them is part of their name, so a change to it never meets old ones.
+    here = Path(__file__).parent
+    made_by = "\0".join((here / name).read_text(encoding="utf-8")
+                         for name in ("parser.py", "fastparse.py", "regex_first.py"))
+    return load_derived(here / GRAMMAR, "fastparse", made_by, fastparse.Tables,
+                        lambda: fastparse.tables_for(lark_parser(False), _NUMERIC, MAX_NESTING))
 
 
 @functools.lru_cache(maxsize=None)
@@ -105,6 +116,18 @@ def _too_deep(tree: Tree, filename: str) -> Diagnostic | None:
 
 def parse(text: str, filename: str = "<input>") -> Module:
     """Parse one file's text into a :class:`Module` (imports are not followed)."""
+    tables = fast_tables()
+    if tables is not None:
+        try:
+            return fastparse.parse_module(text, filename, tables)
+        except fastparse.Fallback:  # Lark parses it again, and says what is wrong if it is
+            pass
+    return parse_with_lark(text, filename)
+
+
+def parse_with_lark(text: str, filename: str = "<input>") -> Module:
+    """:func:`parse` through Lark's tree: the definition the fast path is tested against, and
+    the one every syntax diagnostic comes from."""
     tree = parse_tree(text, filename)
     too_long = [_number_diagnostic(t, filename) for t in tree.scan_values(_is_long_number)]
     if too_long:

@@ -24,6 +24,7 @@ import pickle
 import re
 import sys
 from pathlib import Path
+from typing import Callable
 
 from lark import Lark
 
@@ -33,12 +34,12 @@ from kubeforge import usercache
 FORMAT = "1"
 
 
-def cache_file(grammar: str, options: dict) -> Path:
+def cache_file(grammar: str, options: dict, kind: str = "parser") -> Path:
     import lark
 
     key = "\0".join([FORMAT, grammar, repr(sorted(options.items())), lark.__version__,
                      sys.version, str(_sre_magic())])
-    return usercache.cache_dir() / f"parser-{hashlib.sha256(key.encode()).hexdigest()[:40]}.pickle"
+    return usercache.cache_dir() / f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:40]}.pickle"
 
 
 def load_parser(grammar_path: Path, **options) -> Lark:
@@ -54,15 +55,29 @@ def load_parser(grammar_path: Path, **options) -> Lark:
     return parser
 
 
-def _read(path: Path) -> Lark | None:
+def load_derived(grammar_path: Path, kind: str, made_by: str, of_type: type,
+                 build: Callable[[], object | None]) -> object | None:
+    """Something made from the grammar's parser (fastparse's tables), stored the same way;
+    ``made_by`` is everything else it is made from (the text of the code that makes it)."""
+    grammar = grammar_path.read_text(encoding="utf-8")
+    path = cache_file(grammar, {"made_by": made_by}, kind)
+    made = _read(path, of_type)
+    if made is None:
+        made = build()
+        if made is not None:
+            _write(path, made)
+    return made
+
+
+def _read(path: Path, of_type: type = Lark):
     data = usercache.read_own(path)
     if data is None:
         return None
     try:
-        parser = pickle.loads(data)
+        made = pickle.loads(data)
     except Exception:  # truncated, or from an incompatible Lark: build it again
         return None
-    return parser if isinstance(parser, Lark) else None
+    return made if isinstance(made, of_type) else None
 
 
 def _warm(parser: Lark) -> None:
@@ -73,11 +88,11 @@ def _warm(parser: Lark) -> None:
         getattr(state_lexer, "scanner", None)
 
 
-def _write(path: Path, parser: Lark) -> None:
+def _write(path: Path, made: object) -> None:
     buffer = io.BytesIO()
     try:
-        _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(parser)
-    except Exception:  # a Lark whose parser does not pickle: it is built on every run
+        _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(made)
+    except Exception:  # something that does not pickle: it is built on every run
         return
     usercache.write_own(path, buffer.getvalue())
 

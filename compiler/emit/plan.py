@@ -277,6 +277,12 @@ def _inputs(cluster: Cluster, artifacts: Iterable[Artifact], shared: dict[str, A
 # ================================================================================ the plan
 
 
+def runs_kubernetes(node: ClusterNode) -> bool:
+    """A kubelet node (what ``_PlanMaker.k8s`` lists): asked per node and step, so not as
+    ``node in self.k8s``, which compared the node with every other (quadratic in nodes)."""
+    return node.is_control_plane or node.is_worker
+
+
 class _PlanMaker:
     """Builds the steps phase by phase, so a step can need anything of an earlier phase."""
 
@@ -289,7 +295,7 @@ class _PlanMaker:
         if first is None:
             raise PlanError("the cluster has no control-plane node to initialise")
         self.first = first
-        self.k8s = [n for n in cluster.nodes if n.is_control_plane or n.is_worker]
+        self.k8s = [n for n in cluster.nodes if runs_kubernetes(n)]
         self.etcd_members = [n for n in cluster.nodes
                              if inputs.etcd.topology == "external" and n.name in inputs.etcd.nodes]
         self.uploads: dict[tuple[str, str], list[str]] = {}  # (host, phase) -> upload ids
@@ -440,7 +446,7 @@ class _PlanMaker:
 
     # -- phases -----------------------------------------------------------------------------
     def preflight(self, node: ClusterNode) -> None:
-        k8s = node in self.k8s
+        k8s = runs_kubernetes(node)
         method = self.i.install.method
         self.add(node, "preflight", "root", Command(shell='[ "$(id -u)" -eq 0 ]', timeout=10),
                  why="kubeadm, apt and the uploads need root (ansible_become / sudo)")
@@ -521,7 +527,7 @@ class _PlanMaker:
     def os_prepare(self, node: ClusterNode) -> None:
         ups = self.ups(node, "os-prepare")
         install = self.i.install
-        if node in self.k8s and getattr(install, "keyring_url", None):
+        if runs_kubernetes(node) and getattr(install, "keyring_url", None):
             key = self.add(node, "os-prepare", "apt-key", Command(
                 shell=f"install -d -m 0755 {PurePosixPath(install.keyring).parent} && "
                       f"curl -fsSL {install.keyring_url} "
@@ -532,7 +538,7 @@ class _PlanMaker:
             self.add(node, "os-prepare", "apt-update",
                      Command(argv=("apt-get", "update"), timeout=300),
                      check=probe(known), needs=[key])
-        if node in self.k8s:
+        if runs_kubernetes(node):
             self.add(node, "os-prepare", "swap-off", Command(
                 shell=r"swapoff -a && sed -Ei '/^[^#]\S*\s+\S+\s+swap\s/s/^/# /' /etc/fstab",
                 timeout=60),
@@ -541,7 +547,7 @@ class _PlanMaker:
                 needs=ups, why="the kubelet refuses to start with swap on (failSwapOn); the "
                                "fstab entries are commented out so it stays off after a reboot")
         modules = self.conf_lines(node, "/etc/modules-load.d/")
-        if node in self.k8s and not modules:
+        if runs_kubernetes(node) and not modules:
             modules = ["overlay", "br_netfilter"]
         loaded = []
         if modules:
@@ -574,7 +580,7 @@ class _PlanMaker:
         return lines
 
     def runtime(self, node: ClusterNode) -> None:
-        if node not in self.k8s:
+        if not runs_kubernetes(node):
             return
         bundle = self.i.bundle
         if bundle is not None:
@@ -860,7 +866,7 @@ class _PlanMaker:
                 why="in file order: namespaces and RBAC before what lives in them")]
 
     def verify(self, node: ClusterNode) -> None:
-        if node in self.k8s:
+        if runs_kubernetes(node):
             self.add(node, "verify", "kubelet-active", Command(
                 argv=("systemctl", "is-active", "--quiet", "kubelet"), timeout=10))
         if node == self.first:
@@ -958,4 +964,6 @@ def emit(ctx: BuildContext) -> list[Artifact]:
     for name, text in outputs.items():
         if "PRIVATE KEY" in text:  # defence in depth: steps never carry file contents
             raise PlanError(f"{name} would contain key material")
-    return [Artifact(name, text.encode()) for name, text in outputs.items()]
+    artifacts = [Artifact(name, text.encode()) for name, text in outputs.items()]
+    ctx.shared["plan"] = (plan, artifacts[0].content)  # the object plan.json holds: plan_of
+    return artifacts

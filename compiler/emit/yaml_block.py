@@ -45,6 +45,11 @@ def _plain_is_str(text: str) -> bool:
     return _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == _STR
 
 
+#: Scalar writes kept by _Writer.replay (the same texts recur on every host), and how many.
+_WRITTEN: dict[tuple, tuple] = {}
+_WRITTEN_MAX = 20_000
+
+
 class _Out:
     __slots__ = ("parts", "write")
 
@@ -58,6 +63,7 @@ class _Writer:
         self.out = _Out()
         self.e = Emitter(self.out, width=width)
         self.seen: set[int] = set()
+        self.width = width
 
     def node(self, value: Any, *, root: bool = False, sequence: bool = False,
              mapping: bool = False, simple_key: bool = False) -> None:
@@ -137,12 +143,39 @@ class _Writer:
                 e.whitespace = e.indention = False
                 self.out.write(text)
             else:
-                e.write_plain(text, split)
+                self.replay(Emitter.write_plain, text, split)
         elif found.allow_single_quoted and not (simple_key and found.multiline):
-            e.write_single_quoted(text, split)
+            self.replay(Emitter.write_single_quoted, text, split)
         else:
-            e.write_double_quoted(text, split)
+            self.replay(Emitter.write_double_quoted, text, split)
         e.indent = outer
+
+    def replay(self, write, text: str, split: bool) -> None:
+        """``write(e, text, split)``, or what it wrote before from the same emitter state.
+
+        PyYAML's scalar writers walk the text a character at a time in Python, and a big
+        cluster's task files hold the same commands on every host. A writer's output is a
+        function of the text and the emitter state it reads (column, indent, whether the last
+        character was blank or an indent, the root context, open_ended), the rest being
+        fixed per width; the same call from the same state appends the same pieces and
+        leaves the same state, so the pieces and the state after are kept and reused."""
+        e = self.e
+        key = (write, text, split, self.width, e.column, e.indent, e.whitespace, e.indention,
+               e.root_context, e.open_ended)
+        done = _WRITTEN.get(key)
+        if done is None:
+            parts = self.out.parts
+            first, line = len(parts), e.line
+            write(e, text, split)
+            done = (tuple(parts[first:]), e.column, e.whitespace, e.indention, e.line - line,
+                    e.open_ended)
+            if len(_WRITTEN) >= _WRITTEN_MAX:
+                _WRITTEN.clear()  # the commands of the hosts written next
+            _WRITTEN[key] = done
+            return
+        pieces, e.column, e.whitespace, e.indention, lines, e.open_ended = done
+        self.out.parts.extend(pieces)
+        e.line += lines
 
 
 def dump(doc: Any, *, width: int) -> str | None:

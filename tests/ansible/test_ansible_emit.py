@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubeforge.compiler.build import compile_file
-from kubeforge.compiler.emit.ansible import step_id_of, waves
+from kubeforge.compiler.build import compile_file, run_emitters
+from kubeforge.compiler.emit import verify
+from kubeforge.compiler.emit.ansible import plan_of, render, step_id_of, waves
+from kubeforge.compiler.lower import load_program
 from kubeforge.compiler.plan import Plan
+from kubeforge.dsl.diagnostics import DiagnosticError
 from kubeforge.targets.ansible import runtime_inventory
 from kubeforge.targets.base import HostSpec, JumpHost, SshOptions
 from tests.conftest import EXAMPLES, FIXED_NOW, assert_golden
@@ -162,3 +165,26 @@ def test_playbook_passes_ansible_lint_production(build):
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "Profile 'production' was required, and it passed" in run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.kf")), ids=lambda p: p.stem)
+def test_the_plan_object_shared_by_the_plan_emitter_is_plan_json_read_back(path, tmp_path):
+    # ansible and verify take the plan emitter's object instead of reading plan.json again:
+    # both must give what reading it gives.
+    program, _ = load_program(path)
+    if program.cluster is None:
+        pytest.skip("no cluster")
+    try:
+        ctx = run_emitters(program, tmp_path / "state", FIXED_NOW)
+    except DiagnosticError:
+        pytest.skip("needs what the example names (a bundle)")
+    plan, written = ctx.shared["plan"]
+    assert plan_of(ctx) is plan and written is dict((a.path, a.content)
+                                                    for a in ctx.artifacts)["plan.json"]
+    read = Plan.from_json(written.decode())
+    assert read == plan and repr(read) == repr(plan)
+    assert render(read) == render(plan)
+    assert verify.render(ctx.cluster, read, ctx.artifacts) == \
+        verify.render(ctx.cluster, plan, ctx.artifacts)
+    ctx.shared["plan"] = (plan, written.decode().encode())  # equal, not the file plan.json is
+    assert plan_of(ctx) is not plan and plan_of(ctx) == plan  # read from plan.json

@@ -32,6 +32,15 @@ def bad() -> dict:
     return obj
 
 
+def counted_checks(monkeypatch) -> list[tuple[dict, int]]:
+    """The (object, minor) of every check the cache could not answer, from now on."""
+    calls: list[tuple[dict, int]] = []
+    real = api_schema.check_object
+    monkeypatch.setattr(api_schema, "check_object",
+                        lambda obj, minor: calls.append((obj, minor)) or real(obj, minor))
+    return calls
+
+
 def test_a_stored_result_is_the_checks_own(cache, monkeypatch):
     expected = {37: [api_schema.check_object(o, 37) for o in (DEPLOYMENT, bad())]}
     assert expected[37][0] and expected[37][1]  # a deprecation; an error and a deprecation
@@ -50,17 +59,14 @@ def test_another_object_or_minor_is_checked(cache, monkeypatch):
     stored = CheckCache()
     stored.check(DEPLOYMENT, 37)
     stored.save()
-    calls = []
-    real = api_schema.check_object
-    monkeypatch.setattr(api_schema, "check_object",
-                        lambda obj, minor: calls.append(minor) or real(obj, minor))
+    calls = counted_checks(monkeypatch)
     again = CheckCache()
     again.check(DEPLOYMENT, 37)
     again.check(DEPLOYMENT, 36)
     again.check(bad(), 37)
     reordered = dict(reversed(list(DEPLOYMENT.items())))  # messages show keys in order
     again.check(reordered, 37)
-    assert calls == [36, 37, 37]
+    assert [minor for _, minor in calls] == [36, 37, 37]
 
 
 def test_a_damaged_file_is_an_empty_cache(cache):
@@ -75,3 +81,24 @@ def test_the_file_is_named_by_the_check_and_the_packages(cache, monkeypatch):
     api_schema_cache.cache_file.cache_clear()
     monkeypatch.setattr(api_schema_cache, "_PACKAGES", ("jsonschema", "referencing", "yaml"))
     assert api_schema_cache.cache_file() != before
+
+
+def test_past_the_limit_a_run_keeps_every_result_it_used(cache, monkeypatch):
+    monkeypatch.setattr(api_schema_cache, "LIMIT", 3)
+    objects = [{**DEPLOYMENT, "metadata": {"name": f"w{i}"}} for i in range(4)]
+    first = CheckCache()
+    for obj in objects[:2]:
+        first.check(obj, 37)
+    first.save()  # two results
+    second = CheckCache()
+    for obj in objects:  # two known, two new: four, past the limit of three
+        second.check(obj, 37)
+    second.save()
+    checked = counted_checks(monkeypatch)
+    third = CheckCache()
+    for obj in objects:
+        third.check(obj, 37)
+    assert checked == []  # all four kept, though past the limit
+    third.check({**DEPLOYMENT, "metadata": {"name": "other"}}, 37)
+    third.save()
+    assert len(CheckCache().known) == 5  # the run's four and its new one; nothing older

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import ast
 import io
+import pprint
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from cryptography import x509
 from rich.console import Console
 
 from kubeforge.compiler.build import compile_file
+from kubeforge.compiler.emit import verify as verify_emit
 from kubeforge.compiler.plan import Plan
 from kubeforge.targets.verify import FAILED, PASSED, CheckResult, parse_report, render, ssh_config
 from kubeforge.targets.base import HostSpec
@@ -116,3 +120,16 @@ def test_tables_keep_every_check_path_whole(width):
     for check in checks:
         assert re.search(rf"│ {re.escape(check)}\s+│ pki\s+│ (failed|passed)", text), text
     assert "lacks SANs" in text and "renew it" in text and "3 passed" not in text
+
+
+_VALUES = st.one_of(st.text(max_size=120), st.integers(-10**30, 10**30), st.booleans(),
+                    st.none(), st.sampled_from(["'", '"', "\\", "\u2028", "é", "\x00"]))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.one_of(st.tuples(_VALUES), st.lists(_VALUES, max_size=6).map(tuple),
+                 st.lists(st.one_of(_VALUES, st.lists(_VALUES, max_size=2),
+                                    st.dictionaries(st.text(max_size=3), _VALUES, max_size=2)),
+                          max_size=4).map(tuple)))
+def test_a_row_is_written_as_pprint_writes_it(row):
+    assert verify_emit._row(row) == pprint.pformat(row, width=200)
