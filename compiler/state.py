@@ -124,7 +124,9 @@ class StateDir:
             cert.public_key(), cert.extensions, cert.subject, cert.issuer
             cert.not_valid_before_utc, cert.not_valid_after_utc
             return cert
-        except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion) as err:
+        # KeyError: cryptography's reading of some corrupt extensions (an unknown index).
+        except (ValueError, TypeError, KeyError, UnsupportedAlgorithm,
+                x509.InvalidVersion) as err:
             raise StateError(f"{self.path(rel)} is not a PEM certificate (corrupt state?); "
                              "restore it from a backup or remove it deliberately") from err
 
