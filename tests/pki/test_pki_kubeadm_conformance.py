@@ -101,8 +101,10 @@ def kubeadm_generate(binary: Path, init_yaml: bytes, node: dict, work: Path) -> 
     config = work / "kubeadm.yaml"
     config.write_text(yaml.safe_dump_all(docs))
     for phase in (["certs", "all"], ["kubeconfig", "all", "--kubeconfig-dir", str(work / KUBE)]):
+        # A deadline for a hang, not a timing assert: RSA-4096 keys on a 2-core machine that
+        # also runs a cluster (.ci/run's other lane) can take minutes.
         done = subprocess.run([str(binary), "init", "phase", *phase, "--config", str(config)],
-                              capture_output=True, text=True, timeout=600, check=False)
+                              capture_output=True, text=True, timeout=1800, check=False)
         assert done.returncode == 0, done.stderr
     return work
 
