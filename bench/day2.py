@@ -25,7 +25,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ helpers, run from a checkout
 
 from tests.k8s.bundle_fixture import KUBERNETES, PREVIOUS, build_bundle  # noqa: E402
-from tests.k8s.ha_cluster import HaCluster, example_source  # noqa: E402
+from tests.k8s.ha_cluster import HaCluster, example_source, upgraded_source  # noqa: E402
 
 PREFIX = {"small": "10.86.0.", "large": "10.87.0."}
 FIRST_EXTRA = 31  # extra workers at .31, .32, ...
@@ -73,10 +73,8 @@ def run(size: str, extra: int, bundle: Path, etcd: bool, newer: Path | None) -> 
             if etcd:
                 out.update(_etcd(cluster))
             if newer:
-                cluster.kf.write_text(
-                    cluster.kf.read_text()
-                    .replace(f'kubernetes "{PREVIOUS}"', f'kubernetes "{KUBERNETES}"')
-                    .replace(f'path "{bundle}"', f'path "{newer}"'))
+                cluster.kf.write_text(upgraded_source(
+                    cluster.kf.read_text(), (PREVIOUS, KUBERNETES), (bundle, newer)))
                 out[UPGRADE] = _timed_apply(cluster)
         finally:
             cluster.down()

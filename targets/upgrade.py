@@ -16,12 +16,11 @@ from pathlib import Path
 from kubeforge.compiler.plan import Plan
 from kubeforge.targets.deploy import Deployment
 from kubeforge.targets.state import DONE, ApplyState
-from kubeforge.targets.version_change import VersionChange
+from kubeforge.targets.version_change import INIT_STEP, VersionChange, change
 
 PLAN_FILE = "upgrade-plan.json"
 #: A node is in the cluster once one of these ran on it.
-JOINED = ("/control-plane-init/kubeadm-init", "/control-plane-join/kubeadm-join",
-          "/workers-join/kubeadm-join")
+JOINED = (INIT_STEP, "/control-plane-join/kubeadm-join", "/workers-join/kubeadm-join")
 
 
 def load(dep: Deployment) -> Plan | None:
@@ -38,14 +37,14 @@ def not_joined(plan: Plan, state: ApplyState) -> list[str]:
     """The upgrade's hosts that never joined the cluster (by the apply state)."""
     done = {step_id for step_id, rec in state.steps.items() if rec.status == DONE}
     return [h.name for h in plan.hosts
-            if plan.for_host(h.name) and not any(f"{h.name}{j}" in done for j in JOINED)
-            and any(s.id.endswith("/kubeadm-upgrade") for s in plan.for_host(h.name))]
+            if any(s.id.endswith("/kubeadm-upgrade") for s in plan.for_host(h.name))
+            and not any(f"{h.name}{j}" in done for j in JOINED)]
 
 
 def refusal(dep: Deployment, plan: Plan | None, state: ApplyState, running: str,
             limited: bool) -> str | None:
     """Why apply cannot run the upgrade now, or None."""
-    head = f"cluster {dep.plan.cluster} runs Kubernetes {running} and the file says {dep.kubernetes}"
+    head = change(dep.plan.cluster, running, dep.kubernetes)
     if plan is None:
         return (f"{head}: apply upgrades a cluster from its bundle, and the file installs none; "
                 f"upgrade with kubeadm (`kubeadm upgrade apply v{dep.kubernetes}` on one control "

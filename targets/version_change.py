@@ -27,13 +27,18 @@ class VersionChange(UsageError):
 DOWNGRADE, SKIP, UPGRADE = "downgrade", "skip", "upgrade"
 
 
+def change(cluster: str, running: str, wanted: str) -> str:
+    """How every message about a version change starts."""
+    return f"cluster {cluster} runs Kubernetes {running} and the file says {wanted}"
+
+
 def problem(cluster: str, running: str, wanted: str) -> tuple[str, str] | None:
     """What kind of change taking ``cluster`` from ``running`` to ``wanted`` is, and why
     apply refuses it (None: no change, or nothing recorded yet)."""
     if not running or running == wanted:
         return None
     (old_minor, old_patch), (new_minor, new_patch) = parse(running), parse(wanted)
-    head = f"cluster {cluster} runs Kubernetes {running} and the file says {wanted}"
+    head = change(cluster, running, wanted)
     if (new_minor, new_patch) < (old_minor, old_patch):
         return DOWNGRADE, (f"{head}: a downgrade, which kubeadm cannot do to a control "
                            f'plane; set `kubernetes "{running}"` again')

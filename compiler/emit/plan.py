@@ -700,9 +700,7 @@ class _PlanMaker:
                 "/var/lib/kubelet/config.yaml exists (until then it restarts in a loop, as "
                 "expected); here rather than in runtime so a run can stop before the phases "
                 "that need Kubernetes packages")]
-        argv = ["kubeadm", verb, "--config", config]
-        if ignores:
-            argv.append("--ignore-preflight-errors=" + ",".join(i.check for i in ignores))
+        argv = ["kubeadm", verb, "--config", config, *ignore_flags(ignores)]
         return self.add(node, phase, f"kubeadm-{verb}",
                         Command(argv=tuple(argv), timeout=900, retry_safe=False,
                                 ignore_preflight_errors=ignores),
@@ -926,6 +924,12 @@ class _PlanMaker:
         for d in uploads:
             if d.phase == "os-prepare":
                 d.needs.insert(0, kept)
+
+
+def ignore_flags(ignores: tuple[PreflightIgnore, ...]) -> tuple[str, ...]:
+    """kubeadm's flag for the preflight errors a node's declaration makes expected."""
+    return (f"--ignore-preflight-errors={','.join(i.check for i in ignores)}",) if ignores \
+        else ()
 
 
 def _server_side_apply(source: str) -> tuple[Command, Check]:

@@ -31,7 +31,7 @@ from typing import Any
 from kubeforge.compiler.artifacts import Artifact, BuildContext
 from kubeforge.compiler.emit import plan_bundle
 from kubeforge.compiler.emit.plan import (INIT_MARKER, KUBECTL, RUNTIME_SERVICES, _inputs,
-                                          _PlanMaker, _wait)
+                                          _PlanMaker, _wait, ignore_flags)
 from kubeforge.compiler.ir import ClusterNode
 from kubeforge.compiler.plan import Command, Plan, PlanError, probe, render_text
 
@@ -73,7 +73,7 @@ class _UpgradeMaker:
                    if f.install == "/usr/local/bin/kubeadm"][:1]
         for entry in kubeadm:
             plan_bundle.upload_file(self.m, node, "upgrade-prepare", entry.install,
-                                self.bundle.source(entry.path), entry.sha256, entry.mode)
+                                    self.bundle.source(entry.path), entry.sha256, entry.mode)
         self.imports += plan_bundle.images(self.m, self.bundle, node, "upgrade-prepare", [])
 
     def check_first(self) -> str:
@@ -94,12 +94,10 @@ class _UpgradeMaker:
         phase, first = "upgrade-nodes", self.first
         upgraded = f"[ \"$({_kubelet_version(node.name)})\" = {self.tag} ]"
         ignores = self.m.preflight_ignores(node)
-        flag = (f"--ignore-preflight-errors={','.join(i.check for i in ignores)}",) \
-            if ignores else ()
         # kubeforge owns the certificates and kubeconfigs (`kubeforge certs renew`): ones
         # kubeadm renewed would differ from the build, and the apply after the upgrade would
         # put the build's back under components that read kubeadm's.
-        flag = ("--certificate-renewal=false", *flag)
+        flag = ("--certificate-renewal=false", *ignore_flags(ignores))
         if node == first:
             argv = ("kubeadm", "upgrade", "apply", self.tag, "--yes", *flag)
             why = ("the control plane's static pods, etcd's, the cluster's kubelet and "

@@ -43,6 +43,15 @@ def example_source(name: str, subnet_prefix: str, bundle: Path, extra: str = "",
             .replace(BUNDLE_PATH, f'path "{bundle}"') + extra)
 
 
+def upgraded_source(text: str, release: tuple[str, str], bundles: tuple[Path, Path]) -> str:
+    """The file's text as a person edits it for an upgrade: ``release`` (from, to) and the
+    bundle path (from, to); both must be there exactly once."""
+    old_version, old_path = f'kubernetes "{release[0]}"', f'path "{bundles[0]}"'
+    assert text.count(old_version) == 1 and text.count(old_path) == 1, "not the file it was"
+    return (text.replace(old_version, f'kubernetes "{release[1]}"')
+            .replace(old_path, f'path "{bundles[1]}"'))
+
+
 class HaCluster:
     def __init__(self, root: Path, name: str, source: str, sandbox_name: str,
                  bundle: Path) -> None:

@@ -25,7 +25,7 @@ from kubeforge.compiler import versions
 from tests.k8s.bundle_fixture import KUBERNETES, PREVIOUS, bundle_dir
 from tests.k8s.ha.lab import CONTROL_PLANES, REPORT, WORKERS
 from tests.k8s.ha.sampling import GuestbookSampler, VipSampler
-from tests.k8s.ha_cluster import HaCluster, changed_steps
+from tests.k8s.ha_cluster import HaCluster, changed_steps, upgraded_source
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -44,12 +44,10 @@ KILL_AFTER = "cp2/upgrade-nodes/kubeadm-upgrade"
 def _retarget(ha: HaCluster, bundle) -> None:
     """The file, as a person edits it: the newest release, from its bundle."""
     text = ha.kf.read_text()
-    old_version, old_path = f'kubernetes "{PREVIOUS}"', f'path "{bundle_dir(PREVIOUS)}"'
-    if old_version not in text:  # the plan test did it already
+    if f'kubernetes "{PREVIOUS}"' not in text:  # the plan test did it already
         return
-    assert text.count(old_version) == 1 and text.count(old_path) == 1
-    ha.kf.write_text(text.replace(old_version, f'kubernetes "{KUBERNETES}"')
-                     .replace(old_path, f'path "{bundle}"'))
+    ha.kf.write_text(upgraded_source(text, (PREVIOUS, KUBERNETES),
+                                     (bundle_dir(PREVIOUS), bundle)))
 
 
 def _running(ha: HaCluster) -> str:
