@@ -51,6 +51,11 @@ _JINJA = re.compile(r"{{|{%|{#")
 #: Task names start with a capitalised verb (ansible-lint name[casing]), then the step id;
 #: the ansible target reads the step id back from the task name.
 VERBS = {"upload": "Upload", "command": "Run", "service": "Service"}
+#: Ansible's task ``timeout`` also counts opening the connection and starting the module's
+#: Python on the host; the plan's timeout is the command's own run, which the SSH target
+#: limits on the host. A host's first task under load took more than 10 s before its command
+#: ran (CI: preflight's ``id -u`` check, ``Timed out after 10 second(s)``).
+TASK_OVERHEAD = 60
 PROBE_VERB, RESTART_VERB = "Probe", "Restart"
 
 LINT_CONFIG = """\
@@ -162,7 +167,7 @@ class _Translator:
         run = _run(cmd.text, cmd.argv)
         (fqcn, args), = run.items()
         task: dict[str, Any] = {"name": task_name(VERBS["command"], step.id), **run,
-                                "timeout": cmd.timeout}
+                                "timeout": cmd.timeout + TASK_OVERHEAD}
         probe: list[dict[str, Any]] = []
         exists = _EXISTS_PROBE.fullmatch(step.check.value) if step.check.kind == "probe" else None
         if step.check.kind == "none":
@@ -173,7 +178,7 @@ class _Translator:
             probe_var = var_name(step.id) + "_probe"
             probe.append({"name": task_name(PROBE_VERB, step.id), **_run(step.check.value),
                           "register": probe_var, "changed_when": False, "failed_when": False,
-                          "check_mode": False, "timeout": 60})
+                          "check_mode": False, "timeout": 60 + TASK_OVERHEAD})
             task["when"] = f"{probe_var}.rc != 0"
             task["changed_when"] = True  # it ran because the probe saw the host differ
         if self.touches_secret(step, cmd.text):
