@@ -34,7 +34,7 @@ from kubeforge.bundle.guestbook import REDIS_BASE, REDIS_USER, data_sources, gue
 from kubeforge.bundle.images import ImageBuilder, extra_image_specs, kubeadm_image_specs
 from kubeforge.bundle.layout import BIN, CNI_BIN, CNI_PLUGINS, HOST_BINARIES, UNITS, placement
 from kubeforge.bundle.manifest import BundleFile, BundleImage, Component, Manifest, sealed
-from kubeforge.bundle.rootfs import SUITE, ensure_rootfs, user_ids
+from kubeforge.bundle.rootfs import EPOCH, SUITE, ensure_rootfs, user_ids
 from kubeforge.bundle.tools import Progress, output
 from kubeforge.bundle.versions import (ARCH, companions, etcd_module_version,
                                        parse_kubernetes)
@@ -118,8 +118,11 @@ def build_bundle(kubernetes: str, out: Path, *, cache_dir: Path | None = None,
         redis_root = _build_guestbook(run)
         run.go(k8s_recipe)  # the long part last: a failure elsewhere shows up early
 
-        images = ImageBuilder(cache, rootfs, rootfs_data["sha256"], int(k8s.time.timestamp()),
-                              progress, roots={REDIS_BASE.name: redis_root})
+        # Image times are kubeforge's, not the release's: an image whose files are the same in
+        # two bundles (flannel, the apps, a base layer) is then the same image, so an upgrade
+        # finds it imported instead of moving and importing it again on every node.
+        images = ImageBuilder(cache, rootfs, rootfs_data["sha256"], EPOCH, progress,
+                              roots={REDIS_BASE.name: redis_root})
         sources = {name: built.path for name, built in run.binaries.items()}
         sources["mk-docker-opts.sh"] = modules["flannel"].dir / "dist/mk-docker-opts.sh"
         sources.update(data_sources())

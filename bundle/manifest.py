@@ -64,7 +64,7 @@ class Manifest:
     kubernetes: str  # "v1.37.2"
     arch: str
     build_key: str  # sha256 of every input: equal keys, equal bundles
-    source_date_epoch: int  # every timestamp in the bundle (build dates, tar mtimes)
+    source_date_epoch: int  # image times (layer mtimes, creation); binaries date their release
     toolchain: tuple[tuple[str, str], ...]  # ("go", "go1.26.8"), ("gcc", ...)
     components: tuple[Component, ...]
     files: tuple[BundleFile, ...]
