@@ -37,7 +37,7 @@ def lab(sandbox, tmp_path_factory):
 def kf(lab: Cluster, transport: str, known, *extra: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "kubeforge", *TRANSPORTS[transport], str(lab.kf),
            "-i", str(lab.inv), "--known-hosts", str(known), "--limit", HOST, *extra]
-    return subprocess.run(cmd, cwd=lab.root, capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, cwd=lab.root, capture_output=True, text=True, timeout=900)
 
 
 def address(lab: Cluster) -> str:
@@ -88,7 +88,7 @@ def test_the_generated_testinfra_suite_refuses_a_changed_key_itself(lab, tmp_pat
             [sys.executable, "-m", "pytest", str(lab.build / "verify"), "-q", "-p",
              "no:cacheprovider", f"--hosts=paramiko://{HOST}", f"--ssh-config={config}",
              "--kf-preflight", "-k", HOST], cwd=tmp_path, capture_output=True, text=True,
-            timeout=300)
+            timeout=900)
 
     good = suite(lab.box.known_hosts)
     assert " passed" in good.stdout.splitlines()[-1], good.stdout[-3000:]

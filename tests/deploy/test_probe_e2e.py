@@ -43,7 +43,7 @@ def kf(lab, *args: str) -> subprocess.CompletedProcess:
     root, box = lab
     return subprocess.run([sys.executable, "-m", "kubeforge", *args, "probe.kf", "-i",
                            "inventory.yaml", "--known-hosts", str(box.known_hosts)],
-                          cwd=root, capture_output=True, text=True, timeout=300)
+                          cwd=root, capture_output=True, text=True, timeout=900)
 
 
 def on_node1(lab, script: str) -> subprocess.CompletedProcess:
