@@ -70,10 +70,17 @@ def code_version() -> bytes:
 
 
 class Memo:
-    def __init__(self, found: dict[bytes, str], salt: bytes) -> None:
+    """The texts of the previous compile (``found``: key -> where its UTF-8 bytes are in
+    ``blob``, the file as read, so each is decoded only when asked for) and the ones this
+    compile used (key -> its UTF-8 bytes, or their place in ``blob``), which are what is
+    written back."""
+
+    def __init__(self, found: dict[bytes, tuple[int, int]], blob: bytes, salt: bytes) -> None:
         self.found = found
-        self.used: dict[bytes, str] = {}
+        self.blob = memoryview(blob)  # slices of it are views, not copies
+        self.used: dict[bytes, bytes | memoryview] = {}
         self.salt = salt
+        self.damaged = False
 
     def key(self, make: Callable[[Any], str], doc: Any) -> bytes | None:
         try:
@@ -89,17 +96,25 @@ class Memo:
         key = self.key(make, doc)
         if key is None:
             return make(doc)
-        done = self.used.get(key)
-        if done is None:
-            done = self.found.get(key)
-            if done is None:
-                done = make(doc)
-            self.used[key] = done
-        return done
+        raw = self.used.get(key)
+        if raw is None:
+            where = self.found.get(key)
+            if where is not None:
+                raw = self.blob[where[0]:where[0] + where[1]]
+                try:
+                    done = str(raw, "utf-8")
+                    self.used[key] = raw
+                    return done
+                except UnicodeDecodeError:  # a damaged text: made again, and written
+                    self.damaged = True
+            done = make(doc)
+            self.used[key] = done.encode()
+            return done
+        return str(raw, "utf-8")
 
     @property
     def changed(self) -> bool:
-        return self.used.keys() != self.found.keys()
+        return self.damaged or self.used.keys() != self.found.keys()
 
 
 def text(make: Callable[[Any], str], doc: Any) -> str:
@@ -119,7 +134,7 @@ def kept_in(state) -> Iterator[Memo]:
     (:class:`~kubeforge.compiler.state.StateDir`) and written back when it ends without an
     error."""
     salt = code_version()
-    memo = Memo(_read(state, salt), salt)
+    memo = Memo(*_read(state, salt), salt)
     token = _ACTIVE.set(memo)
     try:
         yield memo
@@ -129,33 +144,34 @@ def kept_in(state) -> Iterator[Memo]:
         _write(state, memo)
 
 
-def _read(state, salt: bytes) -> dict[bytes, str]:
+def _read(state, salt: bytes) -> tuple[dict[bytes, tuple[int, int]], bytes]:
+    """Where each text is in the file, and the file; nothing for a file that is missing,
+    damaged or made by other code."""
     try:
         data = state.read(PATH)
     except StateError:
-        return {}
+        return {}, b""
     head = _MAGIC + salt
     if data is None or not data.startswith(head):
-        return {}
-    found: dict[bytes, str] = {}
+        return {}, b""
+    found: dict[bytes, tuple[int, int]] = {}
     at, end = len(head), len(data)
     try:
         while at < end:
             key, size = _RECORD.unpack_from(data, at)
             at += _RECORD.size
             if at + size > end:
-                return {}
-            found[key] = data[at:at + size].decode()
+                return {}, b""
+            found[key] = (at, size)
             at += size
-    except (struct.error, UnicodeDecodeError):
-        return {}
-    return found
+    except struct.error:
+        return {}, b""
+    return found, data
 
 
 def _write(state, memo: Memo) -> None:
     parts = [_MAGIC, memo.salt]
-    for key, done in memo.used.items():
-        raw = done.encode()
+    for key, raw in memo.used.items():
         parts += (_RECORD.pack(key, len(raw)), raw)
     try:
         state.write(PATH, b"".join(parts))
