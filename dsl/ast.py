@@ -17,7 +17,7 @@ from typing import Iterator, Union
 from kubeforge.dsl.diagnostics import Span
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Value:
     """One literal token: ``kind`` is its terminal (STRING, INT, NAME, CIDR, ...)."""
 
@@ -51,7 +51,7 @@ class Value:
 Arg = Union[Value, "Node"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Node:
     """A statement or a clause of one."""
 
@@ -88,7 +88,7 @@ class Node:
                 yield stmt
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Module:
     """One parsed source file."""
 
