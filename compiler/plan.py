@@ -324,17 +324,25 @@ class Plan:
 
     # -- serialisation --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        return {**self._head(), "steps": [s.to_dict() for s in self.order()]}
+
+    def _head(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
             "cluster": self.cluster,
             "phases": list(self.phases),
             "hosts": [{"name": h.name, "address": h.address, "roles": list(h.roles)}
                       for h in self.hosts],
-            "steps": [s.to_dict() for s in self.order()],
         }
 
     def to_json(self) -> str:
-        return json_indent.dumps(self.to_dict()) + "\n"
+        """``json_indent.dumps(self.to_dict())``, a step at a time: the whole plan as dicts,
+        then as pieces of text, held 100 MB at once for 1,000 nodes (23,000 steps). "steps"
+        sorts last of the keys."""
+        head = json_indent.dumps(self._head())  # {..., "phases": [...]\n}
+        steps = ",\n    ".join(json_indent.dumps(s.to_dict(), level=2) for s in self.order())
+        body = f"[\n    {steps}\n  ]" if steps else "[]"
+        return f'{head[:-2]},\n  "steps": {body}\n}}\n'
 
     @classmethod
     def from_json(cls, text: str) -> "Plan":
