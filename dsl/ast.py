@@ -103,6 +103,8 @@ def unquote(text: str) -> str:
     if text.startswith('"""'):
         return unblock(text)
     body = text[1:-1]
+    if "\\" not in body:
+        return body  # no escape: the loop below would copy it a character at a time
     out = []
     i = 0
     while i < len(body):
