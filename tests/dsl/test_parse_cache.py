@@ -27,9 +27,11 @@ def stored(cache_dir) -> list[str]:
     return sorted(p.name for p in cache_dir.glob("parse-*"))
 
 
-def test_a_big_file_is_parsed_once(cache_dir, monkeypatch):
+def test_a_big_file_is_parsed_twice_then_read_back(cache_dir, monkeypatch):
     text = big()
     first = parser.parse(text, "fleet.kf")
+    assert stored(cache_dir) == []  # a text checked once and then edited: nothing to store
+    assert parser.parse(text, "fleet.kf") == first
     assert len(stored(cache_dir)) == 1
 
     def no_parse(*_):
@@ -48,6 +50,7 @@ def test_a_big_file_is_parsed_once(cache_dir, monkeypatch):
 def test_an_edit_is_parsed_and_its_spans_are_its_own(cache_dir):
     text = big()
     parser.parse(text, "fleet.kf")
+    parser.parse(text, "fleet.kf")
     edited = "# a comment moves every line\n" + text
     module = parser.parse(edited, "fleet.kf")
     assert module == parser._parse(edited, "fleet.kf")
@@ -55,9 +58,10 @@ def test_an_edit_is_parsed_and_its_spans_are_its_own(cache_dir):
 
 
 def test_small_files_and_files_with_errors_are_not_stored(cache_dir):
-    parser.parse(ONE.format(i=1), "small.kf")
-    with pytest.raises(DiagnosticError):
-        parser.parse(big("namespace broken {\n"), "broken.kf")
+    for _ in range(2):
+        parser.parse(ONE.format(i=1), "small.kf")
+        with pytest.raises(DiagnosticError):
+            parser.parse(big("namespace broken {\n"), "broken.kf")
     assert stored(cache_dir) == []
 
 
@@ -67,6 +71,7 @@ def test_a_damaged_or_foreign_entry_is_parsed_again(cache_dir, damage):
 
     text = big()
     first = parser.parse(text, "fleet.kf")
+    parser.parse(text, "fleet.kf")
     entry = cache_dir / stored(cache_dir)[0]
     # None: a valid pickle of something else than this file's tree.
     entry.write_bytes(pickle.dumps(["x"]) if damage is None else damage)
