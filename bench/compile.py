@@ -7,7 +7,7 @@ Run: python bench/compile.py [--against OLD_CHECKOUT] [--sizes NODES:WORKLOADS .
 For every size (default: 100 and 1,000 nodes; 500 and 5,000 workloads; both together) and
 tree, one `kubeforge compile` warms the state directory (the PKI and the compile memo are
 then reused, as on a re-run) and the tree's own cache directory (stored parser, schema
-checks, big files' trees; other kubeforge processes on the machine cannot evict it). Then:
+checks; other kubeforge processes on the machine cannot evict it). Then:
 
 * phases: one process times parse, check (lowering and every semantic check, parse
   included), each emitter (an artifact family: pki, kubeconfig, ..., plan, ansible) and the
@@ -147,8 +147,8 @@ def run(tree: Path, *argv: str, script: str = CLI,
         cache: Path | None = None) -> tuple[float, int, str, float]:
     """Seconds, peak RSS (MiB), standard output and CPU seconds (user + system) of one
     process of ``tree``: on a shared machine the CPU time moves less than the wall time.
-    ``cache``: the tree's own cache directory (stored parser, schema checks, big files'
-    trees), which other kubeforge processes on the machine then cannot evict."""
+    ``cache``: the tree's own cache directory (stored parser, schema checks), which other
+    kubeforge processes on the machine then cannot evict."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)  # bytecode as an installed kubeforge has it
     if cache:

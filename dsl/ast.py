@@ -39,9 +39,6 @@ class Value:
             return self.text == "true"
         return self.text
 
-    def __reduce__(self):
-        return Value, (self.kind, self.text, self.span)  # see Node.__reduce__
-
     def __str__(self) -> str:
         """The literal as a string-valued position stores it: strings unquoted, every other
         literal exactly as written (`true` stays `true`, `007` stays `007`)."""
@@ -59,11 +56,6 @@ class Node:
     args: tuple[Arg, ...]
     body: tuple["Node", ...] | None
     span: Span
-
-    def __reduce__(self):
-        # Pickled (parse_cache) as the arguments of __init__: rebuilt through it, a tree
-        # loads faster and takes less memory than from each object's __dict__.
-        return Node, (self.kind, self.args, self.body, self.span)
 
     # -- small readers the lowering pass uses ---------------------------------------------
     def values(self) -> list[Value]:
@@ -94,9 +86,6 @@ class Module:
 
     path: str
     items: tuple[Node, ...]
-
-    def __reduce__(self):
-        return Module, (self.path, self.items)  # see Node.__reduce__
 
 
 def unquote(text: str) -> str:

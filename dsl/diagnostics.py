@@ -20,10 +20,6 @@ class Span:
     end_line: int
     end_col: int
 
-    def __reduce__(self):
-        # Pickled (parse_cache) as the arguments of __init__, as the syntax tree's nodes.
-        return Span, (self.file, self.line, self.col, self.end_line, self.end_col)
-
     def __str__(self) -> str:
         # Line 0: the whole file or directory (a state directory's modes, ...).
         return f"{self.file}:{self.line}:{self.col}" if self.line > 0 else self.file

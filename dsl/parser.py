@@ -9,7 +9,7 @@ from pathlib import Path
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from kubeforge.dsl import fastparse, hints, parse_cache
+from kubeforge.dsl import fastparse, hints
 from kubeforge.dsl.ast import Module, Node, Value
 from kubeforge.dsl.diagnostics import (Diagnostic, DiagnosticError, SourceMap, Span, did_you_mean,
                                        escape_controls, source_lines)
@@ -116,14 +116,6 @@ def _too_deep(tree: Tree, filename: str) -> Diagnostic | None:
 
 def parse(text: str, filename: str = "<input>") -> Module:
     """Parse one file's text into a :class:`Module` (imports are not followed)."""
-    module = parse_cache.load(text, filename)
-    if module is None:
-        module = _parse(text, filename)
-        parse_cache.store(text, filename, module)
-    return module
-
-
-def _parse(text: str, filename: str) -> Module:
     tables = fast_tables()
     if tables is not None:
         try:

@@ -5,12 +5,10 @@ unreadable or not this user's own is simply made again."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Iterator
 
 
 def cache_dir() -> Path:
@@ -24,24 +22,13 @@ def cache_dir() -> Path:
 def read_own(path: Path) -> bytes | None:
     """The file's bytes when this user wrote it and no one else can change it, else None."""
     try:
-        with open_own(path) as f:
-            return f.read() if f is not None else None
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            if st.st_uid != os.getuid() or st.st_mode & 0o022:
+                return None
+            return f.read()
     except OSError:
         return None
-
-
-@contextlib.contextmanager
-def open_own(path: Path) -> Iterator[BinaryIO | None]:
-    """The file open for reading when this user wrote it and no one else can change it,
-    else None (a big entry is then read as it is used, not held whole as bytes first)."""
-    try:
-        f = open(path, "rb")
-    except OSError:
-        yield None
-        return
-    with f:
-        st = os.fstat(f.fileno())
-        yield f if st.st_uid == os.getuid() and not st.st_mode & 0o022 else None
 
 
 def write_own(path: Path, data: bytes, *, keep: int = 4) -> None:
