@@ -5,18 +5,21 @@ Run: python bench/compile.py [--against OLD_CHECKOUT] [--sizes NODES:WORKLOADS .
      [--repeat N] [--no-phases]
 
 For every size (default: 100 and 1,000 nodes; 500 and 5,000 workloads; both together) and
-tree, one `kubeforge compile` warms the state directory (the PKI is then reused, as on a
-re-run). Then:
+tree, one `kubeforge compile` warms the state directory (the PKI and the compile memo are
+then reused, as on a re-run) and the tree's own cache directory (stored parser, schema
+checks; other kubeforge processes on the machine cannot evict it). Then:
 
 * phases: one process times parse, check (lowering and every semantic check, parse
   included), each emitter (an artifact family: pki, kubeconfig, ..., plan, ansible) and the
   write, in-process, in CPU seconds;
 * `check` and `compile`: whole `kubeforge` processes (median of --repeat), wall and CPU
-  (user + system) time, with the peak RSS of the compile.
+  (user + system) time, and peak RSS.
 
 The growth lines divide the largest size's time by the smallest's in each group: linear
 growth gives the ratio of the inputs (10x for the defaults). A checkout is imported straight
-from its folders (pyproject's package-dir), so nothing is installed for it.
+from its folders (pyproject's package-dir), so nothing is installed for it; its bytecode is
+cached as an installed kubeforge's is (in the run's temporary directory), even where
+PYTHONDONTWRITEBYTECODE would have every process compile every module again.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
+#: Where the processes keep their bytecode (set by main: a temporary directory).
+PYCACHE = Path(tempfile.gettempdir())
 
 #: Imports kubeforge from the checkout in argv[1] by its package-dir mapping, then runs the
 #: rest of the script (``RUN``) with the rest of argv.
@@ -78,11 +83,18 @@ program, _ = load_program(kf)
 times["check"] = time.process_time() - started
 ctx = BuildContext(program=program, state_dir=state, now=dt.datetime.now(dt.timezone.utc),
                    base_dir=Path(program.base_dir))
-for name in build.EMITTERS:
-    module = importlib.import_module(name)
-    started = time.process_time()
-    ctx.artifacts.extend(module.emit(ctx))
-    times["emit " + name.rsplit(".", 1)[-1]] = time.process_time() - started
+try:  # the memo a compile reads from the state directory, in trees that have one
+    from kubeforge.compiler.text_memo import kept_in as memo
+except ImportError:
+    import contextlib
+    memo = lambda state: contextlib.nullcontext()
+from kubeforge.compiler.gc_batch import fewer_collections  # as compile runs its emitters
+with fewer_collections(), memo(StateDir(state)):
+    for name in build.EMITTERS:
+        module = importlib.import_module(name)
+        started = time.process_time()
+        ctx.artifacts.extend(module.emit(ctx))
+        times["emit " + name.rsplit(".", 1)[-1]] = time.process_time() - started
 started = time.process_time()
 write_artifacts(out / program.cluster.name, ctx.artifacts, StateDir(state).digest_key())
 times["write"] = time.process_time() - started
@@ -131,13 +143,20 @@ def source(nodes: int, workloads: int) -> str:
     return text
 
 
-def run(tree: Path, *argv: str, script: str = CLI) -> tuple[float, int, str, float]:
+def run(tree: Path, *argv: str, script: str = CLI,
+        cache: Path | None = None) -> tuple[float, int, str, float]:
     """Seconds, peak RSS (MiB), standard output and CPU seconds (user + system) of one
-    process of ``tree``: on a shared machine the CPU time moves less than the wall time."""
+    process of ``tree``: on a shared machine the CPU time moves less than the wall time.
+    ``cache``: the tree's own cache directory (stored parser, schema checks), which other
+    kubeforge processes on the machine then cannot evict."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)  # bytecode as an installed kubeforge has it
+    if cache:
+        env["KUBEFORGE_CACHE_DIR"] = str(cache)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-c", script, str(tree), *argv],
-                                stdout=out, stderr=err)
+                                stdout=out, stderr=err, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -152,15 +171,18 @@ def run(tree: Path, *argv: str, script: str = CLI) -> tuple[float, int, str, flo
 def measure(tree: Path, kf: Path, root: Path, label: str, repeat: int,
             phases: bool) -> dict[str, float]:
     out, state = root / f"out-{label}", root / f"state-{label}-{kf.stem}"
+    cache = root / f"cache-{label}"
     compile_argv = ("compile", str(kf), "-o", str(out), "--state-dir", str(state))
-    run(tree, *compile_argv)  # warm: the PKI is made once
+    run(tree, *compile_argv, cache=cache)  # warm: the PKI is made once, the caches filled
     result: dict[str, float] = {}
     if phases:
-        result.update(json.loads(run(tree, str(kf), str(out), str(state), script=PHASES)[2]))
-    checks = [run(tree, "check", str(kf)) for _ in range(repeat)]
+        result.update(json.loads(run(tree, str(kf), str(out), str(state), script=PHASES,
+                                     cache=cache)[2]))
+    checks = [run(tree, "check", str(kf), cache=cache) for _ in range(repeat)]
     result["process check"] = statistics.median(r[0] for r in checks)
     result["check CPU"] = statistics.median(r[3] for r in checks)
-    runs = [run(tree, *compile_argv) for _ in range(repeat)]
+    result["check MiB"] = max(r[1] for r in checks)
+    runs = [run(tree, *compile_argv, cache=cache) for _ in range(repeat)]
     result["process compile"] = statistics.median(r[0] for r in runs)
     result["compile CPU"] = statistics.median(r[3] for r in runs)
     result["compile MiB"] = max(r[1] for r in runs)
@@ -187,8 +209,10 @@ def main() -> None:
     trees = {"this": HERE, **({"against": args.against.resolve()} if args.against else {})}
     sizes = [tuple(map(int, s.split(":"))) for s in args.sizes]
     results: dict[tuple[int, int], dict[str, dict[str, float]]] = {}
+    global PYCACHE
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        PYCACHE = root / "pycache"
         for nodes, workloads in sizes:
             kf = root / f"fleet-{nodes}-{workloads}.kf"
             text = source(nodes, workloads)

@@ -8,7 +8,7 @@ Each command runs once to warm the bytecode and parser caches, then --repeat tim
 process; the median wall time is printed, and beside it the median CPU time (user + system),
 which other load on the machine disturbs less. The `python` row is the interpreter alone (`-c pass`, with
 site and the installed .pth hooks): no command can start faster than that on this machine.
-Trees are imported straight from their folders as bench/compile_fleet.py does. Bytecode is
+Trees are imported straight from their folders as bench/compile.py does. Bytecode is
 cached as an installed kubeforge's is, in a temporary PYTHONPYCACHEPREFIX (so nothing is
 written into the trees), even where PYTHONDONTWRITEBYTECODE would have every run compile
 every module again.
@@ -27,7 +27,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(HERE))
-from bench.compile_fleet import BOOT  # noqa: E402
+from bench.compile import BOOT  # noqa: E402
 
 
 def seconds(argv: list[str], env: dict[str, str]) -> tuple[float, float]:

@@ -8,6 +8,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubeforge.compiler import text_memo
 from kubeforge.compiler.artifacts import Artifact, BuildContext, write_artifacts
 from kubeforge.compiler.gc_batch import fewer_collections
 from kubeforge.compiler.ir import Program
@@ -55,7 +56,7 @@ def default_state_dir(cluster_name: str, base: Path | None = None) -> Path:
 def run_emitters(program: Program, state_dir: Path, now: dt.datetime) -> BuildContext:
     ctx = BuildContext(program=program, state_dir=state_dir, now=now,
                        base_dir=Path(program.base_dir))
-    with fewer_collections():
+    with fewer_collections(), text_memo.kept_in(StateDir(state_dir)):
         for name in EMITTERS:
             module = importlib.import_module(name)
             ctx.artifacts.extend(module.emit(ctx))

@@ -19,12 +19,16 @@ class _Other(Exception):
     """Something only json.dumps encodes as it should."""
 
 
-def dumps(data: Any, *, indent: int = 2) -> str:
+def dumps(data: Any, *, indent: int = 2, level: int = 0) -> str:
+    """``level``: the text of ``data`` as it stands that many levels deep in a bigger
+    document (every line after the first indented ``level * indent`` more), so a big list
+    can be written an item at a time."""
     out: list[str] = []
+    newline = "\n" + " " * (indent * level)
     try:
-        _encode(data, out, "\n", " " * indent)
+        _encode(data, out, newline, " " * indent)
     except (_Other, RecursionError, TypeError):  # json.dumps encodes it, or says why not
-        return json.dumps(data, indent=indent, sort_keys=True)
+        return json.dumps(data, indent=indent, sort_keys=True).replace("\n", newline)
     return "".join(out)
 
 

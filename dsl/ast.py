@@ -17,7 +17,7 @@ from typing import Iterator, Union
 from kubeforge.dsl.diagnostics import Span
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Value:
     """One literal token: ``kind`` is its terminal (STRING, INT, NAME, CIDR, ...)."""
 
@@ -48,7 +48,7 @@ class Value:
 Arg = Union[Value, "Node"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Node:
     """A statement or a clause of one."""
 
@@ -80,7 +80,7 @@ class Node:
                 yield stmt
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Module:
     """One parsed source file."""
 
@@ -92,6 +92,8 @@ def unquote(text: str) -> str:
     if text.startswith('"""'):
         return unblock(text)
     body = text[1:-1]
+    if "\\" not in body:
+        return body  # no escape: the loop below would copy it a character at a time
     out = []
     i = 0
     while i < len(body):

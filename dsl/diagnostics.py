@@ -10,7 +10,7 @@ from typing import Iterable, Sequence
 from kubeforge.errors import KubeforgeError
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Span:
     """A region of one source file; lines and columns count from 1."""
 

@@ -319,6 +319,7 @@ def load(path: str | Path) -> tuple[list[Module], SourceMap]:
         modules.append(module)
 
     visit(Path(path), (), None)
+    del visit  # it refers to itself through its closure: the cycle would keep every module
     if diagnostics:
         raise DiagnosticError(diagnostics, sources)
     # The root file goes first so its items define the order of the output.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from kubeforge.compiler import addon_storage
 from kubeforge.compiler.artifacts import Artifact, BuildContext, node_file
-from kubeforge.compiler.emit.manifests import dump_all
+from kubeforge.compiler.emit.manifests import dump_documents
 from kubeforge.dsl.diagnostics import Diagnostic, DiagnosticError, Span
 
 
@@ -44,5 +44,5 @@ def emit(ctx: BuildContext) -> list[Artifact]:
         return []
     image = bundled_image(ctx, addon_storage.BUNDLE_IMAGE, cluster.storage.version,
                           cluster.storage.span)
-    text = dump_all(addon_storage.documents(cluster, image))
+    text = dump_documents(addon_storage.documents(cluster, image))
     return [node_file(cluster.first_control_plane.name, addon_storage.MANIFEST, text)]

@@ -38,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from kubeforge.compiler import text_memo
 from kubeforge.compiler.artifacts import Artifact, BuildContext
 from kubeforge.compiler.emit import yaml_block
 from kubeforge.compiler.inventory import inventory_groups
@@ -247,6 +248,10 @@ def dump_pyyaml(doc: Any) -> str:
 
 
 def _dump(doc: Any) -> str:
+    return text_memo.text(_dump_checked, doc)  # the same tasks on every compile
+
+
+def _dump_checked(doc: Any) -> str:
     # Key order is the one ansible-lint wants. yaml_block writes what PyYAML would, fast.
     text = yaml_block.dump(doc, width=WIDTH)
     if text is None:

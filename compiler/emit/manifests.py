@@ -15,6 +15,7 @@ from typing import Iterator
 import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
+from kubeforge.compiler import text_memo
 from kubeforge.compiler.artifacts import Artifact, BuildContext
 from kubeforge.compiler.checks import IMPLICIT_NAMESPACES
 from kubeforge.compiler.emit.objects import (configmap, ingress, namespace, networkpolicy, obj,
@@ -87,8 +88,29 @@ class _Dumper(_SlowDumper):
 
 
 def dump_all(docs: list[dict]) -> bytes:
+    """The documents as one YAML stream (not memoised: for secrets)."""
+    return _dump_stream(docs).encode()
+
+
+def _dump_stream(docs: list[dict]) -> str:
     return yaml.dump_all(docs, Dumper=_Dumper, sort_keys=True, explicit_start=True,
-                         default_flow_style=False, width=100).encode()
+                         default_flow_style=False, width=100)
+
+
+def _dump_one(doc: dict) -> str:
+    return _dump_stream([doc])
+
+
+def dump_documents(docs: list[dict]) -> bytes:
+    """What :func:`dump_all` writes, a document at a time through :mod:`text_memo` (an edit
+    to one workload writes one workload again). The emitter keeps no state from one
+    document to the next but whether the last one was left open (a ``|+`` block at its
+    end), which the stream's end closes with ``...`` and the next document's start does
+    not: such a document anywhere but last makes the stream be written whole."""
+    pieces = [text_memo.text(_dump_one, doc) for doc in docs]
+    if any(piece.endswith("\n...\n") for piece in pieces[:-1]):
+        return dump_all(docs)
+    return "".join(pieces).encode()
 
 
 def emit(ctx: BuildContext) -> list[Artifact]:
@@ -99,7 +121,7 @@ def manifest_artifacts(program: Program) -> list[Artifact]:
     out: list[Artifact] = []
     cluster_docs = _patched(program, cluster_objects(program))
     if cluster_docs:
-        out.append(Artifact("manifests/00-cluster.yaml", dump_all(cluster_docs)))
+        out.append(Artifact("manifests/00-cluster.yaml", dump_documents(cluster_docs)))
     for ns in sorted({n.name for n in program.namespaces}):
         secrets = _patched(program, secret_objects(program, ns))
         if secrets:
@@ -107,7 +129,7 @@ def manifest_artifacts(program: Program) -> list[Artifact]:
                                 secret=True))
         docs = _patched(program, namespace_objects(program, ns))
         if docs:
-            out.append(Artifact(f"manifests/10-{ns}.yaml", dump_all(docs)))
+            out.append(Artifact(f"manifests/10-{ns}.yaml", dump_documents(docs)))
     return out
 
 

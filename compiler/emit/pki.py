@@ -73,12 +73,13 @@ def _shared_files(cluster: Cluster, cas: pki.CAs, sa: pki.ServiceAccountKey):
 
 
 def _node_files(cluster: Cluster, node: ClusterNode, cas: pki.CAs, sa: pki.ServiceAccountKey,
-                state: StateDir, now: dt.datetime, reissued: list) -> list[PkiFile]:
+                state: StateDir, now: dt.datetime, reissued: list,
+                etcd_members: frozenset[str]) -> list[PkiFile]:
     wanted: dict[str, tuple[bytes, bool]] = {}
     if node.is_control_plane:
         for name, content, secret in _shared_files(cluster, cas, sa):
             wanted[name] = (content, secret)
-    elif node in cluster.etcd_nodes:
+    elif node.name in etcd_members:
         wanted["etcd/ca.crt"] = (cas.etcd.cert_pem, False)
     for spec in pki_specs.node_leaf_specs(cluster, node):
         rel = f"pki/nodes/{node.name}/{spec.file}"
@@ -96,8 +97,10 @@ def build_pki(cluster: Cluster, state: StateDir, now: dt.datetime) -> PkiBundle:
     cas = pki_store.ensure_cas(cluster, state, now)
     sa = pki_store.ensure_service_account_key(cluster, state)
     reissued: list[tuple[str, str]] = []
+    # By name, once: `node in cluster.etcd_nodes` per node compared every node with every one.
+    etcd_members = frozenset(n.name for n in cluster.etcd_nodes)
     files = [f for node in cluster.nodes
-             for f in _node_files(cluster, node, cas, sa, state, now, reissued)]
+             for f in _node_files(cluster, node, cas, sa, state, now, reissued, etcd_members)]
     return PkiBundle(cas, sa, pki.ca_cert_hash(cas.ca.cert),
                      pki_specs.apiserver_extra_sans(cluster), tuple(files), tuple(reissued), state)
 

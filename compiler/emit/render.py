@@ -16,6 +16,8 @@ from typing import Any
 import jinja2
 import yaml
 
+from kubeforge.compiler import text_memo
+
 
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
@@ -34,6 +36,10 @@ def render_template(template: str, /, **variables: Any) -> str:
 
 
 def dump_yaml(doc: Any) -> str:
+    return text_memo.text(_safe_dump, doc)  # every node's configs, on every compile
+
+
+def _safe_dump(doc: Any) -> str:
     # width: never fold long strings (a folded certSAN or URL is still valid YAML, but diffs
     # of generated files should show whole values).
     return yaml.safe_dump(doc, sort_keys=True, default_flow_style=False, width=4096)

@@ -189,7 +189,9 @@ def dump(doc: Any, *, width: int) -> str | None:
     e.write_indicator("---", True)
     try:
         writer.node(doc, root=True)
+        e.write_indent()  # expect_document_end
+        return "".join(writer.out.parts)
     except _Unsupported:
         return None
-    e.write_indent()  # expect_document_end
-    return "".join(writer.out.parts)
+    finally:
+        e.dispose()  # its state methods refer to it: a cycle only the collector would free

@@ -64,6 +64,33 @@ def test_recompiling_gives_identical_files_and_links_unchanged_ones(tmp_path):
     assert (root / "plan.json").stat().st_ino == inode
 
 
+def test_recompiling_an_unchanged_file_leaves_the_build_as_it_is(tmp_path):
+    assert compile_(tmp_path).exit_code == 0
+    root = tmp_path / "build/lab"
+    (root / "notes.txt").write_text("mine\n")
+    inode = root.stat().st_ino
+    assert compile_(tmp_path).exit_code == 0
+    assert root.stat().st_ino == inode  # not a new directory swapped in
+    assert (root / "notes.txt").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("change", ["edited", "removed", "mode"])
+def test_a_build_file_changed_by_hand_is_written_again(tmp_path, change):
+    assert compile_(tmp_path).exit_code == 0
+    root = tmp_path / "build/lab"
+    first = snapshot(root)
+    target = root / "plan.txt"
+    if change == "edited":
+        target.write_text(target.read_text().upper())
+    elif change == "removed":
+        target.unlink()
+    else:
+        target.chmod(0o600)
+    assert compile_(tmp_path).exit_code == 0
+    assert snapshot(root) == first
+    assert target.stat().st_mode & 0o777 == 0o644
+
+
 def test_files_kubeforge_did_not_write_move_into_the_new_build(tmp_path):
     assert compile_(tmp_path).exit_code == 0
     root = tmp_path / "build/lab"

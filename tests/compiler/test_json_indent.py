@@ -32,3 +32,18 @@ def test_what_it_does_not_model_goes_to_json():
     for data in [{"f": 1.5}, {"nan": float("nan")}, [Color.RED], {1: "int key"}, {"a": {2: 3}},
                  {"b": [1, 2.0]}]:
         assert dumps(data) == json.dumps(data, indent=2, sort_keys=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_DATA, max_size=4), st.sampled_from([1, 2, 4]))
+def test_a_list_item_at_a_time_gives_the_text_of_the_whole(items, indent):
+    whole = dumps({"items": items}, indent=indent)
+    parts = [dumps(item, indent=indent, level=2) for item in items]
+    pad = " " * indent
+    body = ("[\n" + pad * 2 + f",\n{pad * 2}".join(parts) + "\n" + pad + "]") if parts else "[]"
+    assert whole == "{\n" + pad + '"items": ' + body + "\n}"
+
+
+def test_deeper_text_of_what_goes_to_json():
+    data = {"f": [1.5, {"g": "a\nb"}], "e": Color.RED}
+    assert dumps(data, level=2) == json.dumps(data, indent=2, sort_keys=True).replace("\n", "\n    ")

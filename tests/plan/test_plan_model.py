@@ -102,3 +102,12 @@ def test_json_round_trip_keeps_every_field():
 def test_bad_plan_json_is_refused(text, message):
     with pytest.raises(PlanError, match=message):
         Plan.from_json(text)
+
+
+def test_json_is_the_whole_plan_dumped_at_once():
+    from kubeforge.compiler import json_indent
+
+    plan = Plan.ordered("c", HOSTS, (run("a/preflight/x"), run("a/preflight/y", "a/preflight/x")))
+    assert plan.to_json() == json_indent.dumps(plan.to_dict()) + "\n"
+    empty = Plan("c", HOSTS, ())
+    assert empty.to_json() == json_indent.dumps(empty.to_dict()) + "\n"
